@@ -1,0 +1,480 @@
+//! Configuration: TOML file and environment → a validated [`Config`].
+//!
+//! Layers, lowest first (figment): built-in defaults, the TOML file, then
+//! `SWITCHYARD_*` environment variables (`__` nests: `SWITCHYARD_SERVER__LISTEN`).
+//! [`raw`] mirrors the file exactly and denies unknown keys; [`model`] is
+//! the validated result. Everything that can be wrong with a configuration is
+//! found here, before a port binds or a child spawns, and reported as a
+//! [`ConfigError`] naming the file, the key and the bad value.
+
+pub mod interp;
+pub mod model;
+pub mod raw;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+
+pub use interp::{ProcessEnv, Vars};
+pub use model::{
+    Config, OriginPolicy, RoutePath, RouteSpec, ServerConfig, Transport, UpstreamName,
+    UpstreamSpec,
+};
+
+/// The top-level tables the environment may set (`SWITCHYARD_SERVER__…`).
+/// Other `SWITCHYARD_*` variables (tokens, `SWITCHYARD_BIN`) are left alone.
+const ENV_TABLES: [&str; 2] = ["server__", "upstreams__"];
+
+/// Default upstream timeout: long enough for slow tools, short enough that a
+/// wedged upstream does not hold a client forever.
+const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a key is unknown or mistyped.
+    #[error("{0}")]
+    Parse(String),
+    /// A value parsed but is not acceptable.
+    #[error("{origin}: `{key}` = {value}: {reason}")]
+    Invalid {
+        /// The file (or "environment") the value came from.
+        origin: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Loads and validates `path` (or the defaults alone when `None`), with the
+/// process environment.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    if let Some(p) = path
+        && !p.is_file()
+    {
+        return Err(ConfigError::Parse(format!(
+            "{}: no such configuration file",
+            p.display()
+        )));
+    }
+    let mut figment = Figment::from(Serialized::defaults(raw::RawConfig::default()));
+    if let Some(p) = path {
+        figment = figment.merge(Toml::file_exact(p));
+    }
+    figment = figment.merge(
+        Env::prefixed("SWITCHYARD_")
+            .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                ENV_TABLES.iter().any(|t| k.starts_with(t))
+            })
+            .split("__"),
+    );
+    validate_figment(&figment, path, &ProcessEnv)
+}
+
+/// Validates a TOML document as if it were the file `origin`, with `vars`
+/// for interpolation and no environment layer (for tests and tools).
+pub fn from_toml_str(toml: &str, origin: &Path, vars: &dyn Vars) -> Result<Config, ConfigError> {
+    let figment = Figment::from(Serialized::defaults(raw::RawConfig::default()))
+        .merge(Toml::string(toml));
+    validate_figment(&figment, Some(origin), vars)
+}
+
+fn validate_figment(
+    figment: &Figment,
+    path: Option<&Path>,
+    vars: &dyn Vars,
+) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig = figment.extract().map_err(|e| parse_error(e, path))?;
+    let origin_of = |key: &str| -> String {
+        match figment.find_metadata(key) {
+            Some(md) => match &md.source {
+                Some(figment::Source::File(p)) => p.display().to_string(),
+                Some(figment::Source::Custom(s)) => s.clone(),
+                _ if md.name.contains("environment") => "environment".to_owned(),
+                _ => path
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| md.name.to_string()),
+            },
+            None => path
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "defaults".to_owned()),
+        }
+    };
+    let invalid = |key: String, value: &dyn std::fmt::Debug, reason: String| ConfigError::Invalid {
+        origin: origin_of(&key),
+        key,
+        value: format!("{value:?}"),
+        reason,
+    };
+    let base_dir = path
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    validate(raw, &base_dir, vars, &invalid).map(|mut c| {
+        c.source = path.map(Path::to_path_buf);
+        c
+    })
+}
+
+type InvalidFn<'a> = dyn Fn(String, &dyn std::fmt::Debug, String) -> ConfigError + 'a;
+
+fn validate(
+    raw: raw::RawConfig,
+    base_dir: &Path,
+    vars: &dyn Vars,
+    invalid: &InvalidFn<'_>,
+) -> Result<Config, ConfigError> {
+    let server = validate_server(&raw.server, invalid)?;
+
+    if let Some(name) = raw.plugins.keys().next() {
+        return Err(invalid(
+            format!("plugins.{name}"),
+            &name,
+            "plugins are not available in this build yet (the plugin platform is not merged)"
+                .into(),
+        ));
+    }
+
+    let mut upstreams = Vec::with_capacity(raw.upstreams.len());
+    for (name, up) in &raw.upstreams {
+        let key = format!("upstreams.{name}");
+        let uname = UpstreamName::parse(name).map_err(|r| invalid(key.clone(), name, r))?;
+        upstreams.push(validate_upstream(uname, up, &key, base_dir, vars, invalid)?);
+    }
+
+    let all: Vec<UpstreamName> = upstreams.iter().map(|u| u.name.clone()).collect();
+    let mut routes = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, r) in raw.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        let path = RoutePath::parse(&r.path).map_err(|e| invalid(format!("{key}.path"), &r.path, e))?;
+        if !seen.insert(path.clone()) {
+            return Err(invalid(
+                format!("{key}.path"),
+                &r.path,
+                "another route already has this path".into(),
+            ));
+        }
+        let names = match &r.upstreams {
+            None => all.clone(),
+            Some(list) => {
+                let mut names = Vec::with_capacity(list.len());
+                for n in list {
+                    let un = UpstreamName::parse(n)
+                        .ok()
+                        .filter(|u| all.contains(u))
+                        .ok_or_else(|| {
+                            invalid(
+                                format!("{key}.upstreams"),
+                                n,
+                                "no upstream has this name".into(),
+                            )
+                        })?;
+                    if names.contains(&un) {
+                        return Err(invalid(
+                            format!("{key}.upstreams"),
+                            n,
+                            "listed twice".into(),
+                        ));
+                    }
+                    names.push(un);
+                }
+                names
+            }
+        };
+        if names.is_empty() {
+            return Err(invalid(
+                format!("{key}.upstreams"),
+                &r.upstreams,
+                "a route needs at least one upstream".into(),
+            ));
+        }
+        if let Some(p) = r.plugins.first() {
+            return Err(invalid(
+                format!("{key}.plugins"),
+                p,
+                "no plugin instance has this name".into(),
+            ));
+        }
+        routes.push(RouteSpec {
+            path,
+            upstreams: names,
+            plugins: r.plugins.clone(),
+        });
+    }
+    if routes.is_empty() {
+        routes.push(RouteSpec {
+            path: RoutePath::parse("/mcp").expect("the default route path is valid"),
+            upstreams: all,
+            plugins: Vec::new(),
+        });
+    }
+    Ok(Config {
+        server,
+        upstreams,
+        routes,
+        source: None,
+    })
+}
+
+fn validate_server(s: &raw::RawServer, invalid: &InvalidFn<'_>) -> Result<ServerConfig, ConfigError> {
+    let listen = s.listen.parse().map_err(|_| {
+        invalid(
+            "server.listen".into(),
+            &s.listen,
+            "expected an address and port such as 127.0.0.1:8080".into(),
+        )
+    })?;
+    let allowed_origins = if s.allowed_origins.iter().any(|o| o == "*") {
+        OriginPolicy::Any
+    } else {
+        for o in &s.allowed_origins {
+            let ok = reqwest::Url::parse(o)
+                .map(|u| u.has_host() && u.path() == "/" && !o.ends_with('/'))
+                .unwrap_or(false);
+            if !ok {
+                return Err(invalid(
+                    "server.allowed_origins".into(),
+                    o,
+                    "expected an origin such as https://app.example.com (scheme, host, optional port; no path)".into(),
+                ));
+            }
+        }
+        OriginPolicy::List(s.allowed_origins.iter().map(|o| o.to_ascii_lowercase()).collect())
+    };
+    if s.max_body_bytes == 0 {
+        return Err(invalid(
+            "server.max_body_bytes".into(),
+            &s.max_body_bytes,
+            "must be at least 1".into(),
+        ));
+    }
+    Ok(ServerConfig {
+        listen,
+        allowed_origins,
+        allowed_hosts: s.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        max_body_bytes: usize::try_from(s.max_body_bytes).unwrap_or(usize::MAX),
+        shutdown_grace: duration(&s.shutdown_grace, "server.shutdown_grace", invalid)?,
+        session_idle_timeout: duration(
+            &s.session_idle_timeout,
+            "server.session_idle_timeout",
+            invalid,
+        )?,
+    })
+}
+
+fn validate_upstream(
+    name: UpstreamName,
+    up: &raw::RawUpstream,
+    key: &str,
+    base_dir: &Path,
+    vars: &dyn Vars,
+    invalid: &InvalidFn<'_>,
+) -> Result<UpstreamSpec, ConfigError> {
+    let interp = |field: &str, v: &str| {
+        interp::interpolate(v, vars).map_err(|e| invalid(format!("{key}.{field}"), &v, e.to_string()))
+    };
+    let transport = match (&up.command, &up.url) {
+        (Some(command), None) => {
+            if !up.headers.is_empty() {
+                return Err(invalid(
+                    format!("{key}.headers"),
+                    &up.headers,
+                    "`headers` apply to remote (`url`) upstreams only".into(),
+                ));
+            }
+            let command = interp("command", command)?;
+            if command.trim().is_empty() {
+                return Err(invalid(format!("{key}.command"), &command, "must not be empty".into()));
+            }
+            let args = up
+                .args
+                .iter()
+                .map(|a| interp("args", a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut env = Vec::with_capacity(up.env.len());
+            for (k, v) in &up.env {
+                env.push((k.clone(), interp(&format!("env.{k}"), v)?));
+            }
+            let cwd = match &up.cwd {
+                Some(c) => {
+                    let c = PathBuf::from(interp("cwd", c)?);
+                    let c = if c.is_relative() { base_dir.join(c) } else { c };
+                    if !c.is_dir() {
+                        return Err(invalid(
+                            format!("{key}.cwd"),
+                            &c,
+                            "no such directory".into(),
+                        ));
+                    }
+                    Some(c)
+                }
+                None => None,
+            };
+            Transport::Stdio { command, args, env, cwd }
+        }
+        (None, Some(url)) => {
+            for (field, set) in [
+                ("args", !up.args.is_empty()),
+                ("env", !up.env.is_empty()),
+                ("cwd", up.cwd.is_some()),
+            ] {
+                if set {
+                    return Err(invalid(
+                        format!("{key}.{field}"),
+                        &field,
+                        format!("`{field}` applies to stdio (`command`) upstreams only"),
+                    ));
+                }
+            }
+            let text = interp("url", url)?;
+            let url = reqwest::Url::parse(&text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+                .ok_or_else(|| {
+                    invalid(format!("{key}.url"), &text, "expected an http:// or https:// URL".into())
+                })?;
+            let mut headers = Vec::with_capacity(up.headers.len());
+            for (k, v) in &up.headers {
+                let value = interp(&format!("headers.{k}"), v)?;
+                if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                    return Err(invalid(format!("{key}.headers"), k, "not a valid HTTP header name".into()));
+                }
+                if reqwest::header::HeaderValue::from_str(&value).is_err() {
+                    return Err(invalid(
+                        format!("{key}.headers.{k}"),
+                        v,
+                        "not a valid HTTP header value".into(),
+                    ));
+                }
+                headers.push((k.clone(), value));
+            }
+            Transport::Http { url, headers }
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                key.to_owned(),
+                &name.as_str(),
+                "set either `command` (stdio) or `url` (remote), not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                key.to_owned(),
+                &name.as_str(),
+                "set `command` (a stdio server) or `url` (a remote server)".into(),
+            ));
+        }
+    };
+    let timeout = match &up.timeout {
+        Some(t) => duration(t, &format!("{key}.timeout"), invalid)?,
+        None => DEFAULT_UPSTREAM_TIMEOUT,
+    };
+    Ok(UpstreamSpec { name, transport, timeout })
+}
+
+fn duration(d: &raw::Duration, key: &str, invalid: &InvalidFn<'_>) -> Result<Duration, ConfigError> {
+    let parsed = match d {
+        raw::Duration::Seconds(s) => Ok(Duration::from_secs(*s)),
+        raw::Duration::Text(t) => humantime::parse_duration(t).map_err(|e| e.to_string()),
+    };
+    match parsed {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(invalid(key.to_owned(), d, "must be longer than zero".into())),
+        Err(e) => Err(invalid(
+            key.to_owned(),
+            d,
+            format!("expected a duration such as \"30s\" or \"500ms\" ({e})"),
+        )),
+    }
+}
+
+fn parse_error(err: figment::Error, path: Option<&Path>) -> ConfigError {
+    let lines: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let origin = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                Some(figment::Source::File(p)) => p.display().to_string(),
+                Some(figment::Source::Custom(s)) => s.clone(),
+                _ => match &e.metadata {
+                    Some(m) if m.name.contains("environment") => "environment".to_owned(),
+                    _ => path
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "configuration".to_owned()),
+                },
+            };
+            let key = e.path.join(".");
+            if key.is_empty() {
+                format!("{origin}: {}", e.kind)
+            } else {
+                format!("{origin}: `{key}`: {}", e.kind)
+            }
+        })
+        .collect();
+    ConfigError::Parse(lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load_str(toml: &str) -> Result<Config, ConfigError> {
+        let vars = HashMap::from([("TOKEN".to_owned(), "t0k".to_owned())]);
+        from_toml_str(toml, Path::new("/etc/switchyard/test.toml"), &vars)
+    }
+
+    #[test]
+    fn defaults_give_one_route_over_all_upstreams() {
+        let c = load_str(
+            r#"
+            [upstreams.b]
+            command = "srv"
+            [upstreams.a]
+            url = "http://127.0.0.1:9/mcp"
+            headers = { Authorization = "Bearer ${TOKEN}" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.routes.len(), 1);
+        assert_eq!(c.routes[0].path.as_str(), "/mcp");
+        let names: Vec<_> = c.routes[0].upstreams.iter().map(|u| u.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let Transport::Http { headers, .. } = &c.upstreams[0].transport else {
+            panic!("a is remote")
+        };
+        assert_eq!(headers[0].1, "Bearer t0k");
+    }
+
+    #[test]
+    fn errors_name_file_key_and_value() {
+        let cases = [
+            ("[server]\nlisten = \"nowhere\"", "`server.listen` = \"nowhere\""),
+            ("[server]\nlisen = \"x\"", "`server`"),
+            ("[upstreams.a]\ncommand = \"x\"\nenv = { K = \"${MISSING}\" }", "MISSING"),
+            ("[upstreams.a]\ncommand = \"x\"\ntimeout = \"soon\"", "`upstreams.a.timeout`"),
+            ("[upstreams.a__b]\ncommand = \"x\"", "`upstreams.a__b`"),
+            ("[upstreams.a]\ncommand = \"x\"\nurl = \"http://h\"", "not both"),
+            ("[upstreams.a]\nurl = \"ftp://h\"", "`upstreams.a.url` = \"ftp://h\""),
+            ("[upstreams.a]\ncommand = \"x\"\n[[routes]]\npath = \"/m\"\nupstreams = [\"zz\"]", "\"zz\""),
+            ("[upstreams.a]\ncommand = \"x\"\n[[routes]]\npath = \"m\"", "`routes[0].path` = \"m\""),
+        ];
+        for (toml, needle) in cases {
+            let err = load_str(toml).unwrap_err().to_string();
+            assert!(err.contains("/etc/switchyard/test.toml"), "{err}");
+            assert!(err.contains(needle), "{needle} not in: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = load_str("[upstreams.a]\ncommand = \"x\"\ncomand = \"y\"").unwrap_err().to_string();
+        assert!(err.contains("comand"), "{err}");
+    }
+}

@@ -1,0 +1,83 @@
+//! Switchyard: an MCP gateway. Many MCP servers (stdio children and remote
+//! HTTP servers) behind one HTTP endpoint that speaks both protocol eras.
+//!
+//! # Layout
+//!
+//! Modules are declared in the order a request meets them:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | TOML + environment → validated [`config::Config`] (before anything starts) |
+//! | [`mcp`] | JSON-RPC / MCP message shapes of both eras; pure |
+//! | [`server`] | the axum edge: era detection, sessions, SSE, errors → HTTP |
+//! | [`route`] | path → route (upstream set, plugin chain), atomically swappable |
+//! | [`plugin`] | the plugin chain (the seam the plugin platform fills) |
+//! | [`upstream`] | child processes and HTTP clients, era detection, id mapping |
+//! | [`pipeline`] | where route, plugins and upstreams meet: dispatch and aggregation |
+//!
+//! `route`, `plugin` and `upstream` never import each other; `pipeline`
+//! joins them. The entry point is [`run`], testable on `127.0.0.1:0`.
+
+pub mod config;
+pub mod mcp;
+pub mod server;
+pub mod route;
+pub mod plugin;
+pub mod upstream;
+pub mod pipeline;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::pipeline::Gateway;
+use crate::server::ServerState;
+use crate::upstream::Upstreams;
+
+/// Serves `config` on `listener` until `shutdown` resolves, then drains:
+/// stops accepting, lets in-flight requests finish (up to
+/// `server.shutdown_grace`), ends long-lived streams, and stops every child
+/// (stdin closed, then SIGTERM, then SIGKILL to its process group).
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    let upstreams = Upstreams::start(&config.upstreams);
+    let gateway = Gateway::new(&config, Arc::clone(&upstreams));
+    let stop = CancellationToken::new();
+    let state = ServerState::new(gateway, config.server.clone(), local, stop.clone());
+    server::spawn_session_reaper(Arc::clone(&state));
+    let app = server::router(Arc::clone(&state));
+    tracing::info!(%local, routes = ?state.gateway.route_paths(), "switchyard listening");
+
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        signal.cancel();
+    });
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned())
+    .into_future();
+    let grace = config.server.shutdown_grace;
+    let deadline = async {
+        stop.cancelled().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        state.sessions.close_all();
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = serve => r?,
+        _ = deadline => tracing::warn!(?grace, "shutdown grace expired with requests still in flight"),
+    }
+    upstreams.shutdown().await;
+    tracing::info!("switchyard stopped");
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! The `switchyard` command: thin; parses the CLI, loads the configuration,
+//! and calls [`switchyard::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Exit status for a configuration that does not validate (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+/// Where `serve` looks for a configuration when none is given.
+const DEFAULT_CONFIG: &str = "config/switchyard.toml";
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "An MCP gateway: many MCP servers behind one dual-era endpoint")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway.
+    Serve {
+        /// The TOML configuration (default: $SWITCHYARD_CONFIG, else config/switchyard.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration: exit 0 when valid, 64 with the reason otherwise.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the built-in demo MCP server over stdio (the default config's upstream).
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => match switchyard::config::load(Some(&config)) {
+            Ok(c) => {
+                println!(
+                    "{}: valid ({} upstreams, {} routes)",
+                    config.display(),
+                    c.upstreams.len(),
+                    c.routes.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Serve { config } => {
+            init_logging();
+            let path = config
+                .or_else(|| std::env::var_os("SWITCHYARD_CONFIG").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            let config = match switchyard::config::load(Some(&path)) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match rt.block_on(serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("switchyard: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo { args } => {
+            let opts = match switchyard_demo::parse_args(args.into_iter()) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match rt.block_on(switchyard_demo::serve_stdio(opts)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("demo: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: switchyard::config::Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+    switchyard::run(config, listener, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`), and
+/// `SWITCHYARD_LOG_FORMAT=json` switches to JSON lines.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,927 @@
+//! Where route, plugin chain and upstreams meet: one client request in, one
+//! result out (plus the notifications and server requests on the way).
+//!
+//! The principal types:
+//!
+//! - [`Gateway`]: the joined runtime (upstreams, route table, per-route
+//!   aggregation state). `server` calls [`Gateway::handle`] for each request.
+//! - [`ClientCtx`]: who is asking: era, declared capabilities, a client key
+//!   that tells sessions apart on shared upstream connections.
+//! - [`ClientEvent`]: what reaches the client before its result: progress and
+//!   log notifications, and server→client requests (legacy clients).
+//! - [`Failure`]: an error and the side that caused it.
+//!
+//! Aggregation rules (ARCHITECTURE.md has the alternatives considered):
+//! on a route with several upstreams, tool and prompt names are exposed as
+//! `{upstream}__{name}` (sanitised to the spec's tool-name alphabet, with a
+//! hash suffix when cleaning or length limits changed the name); resource URIs
+//! are left alone and owned by the first upstream, in route order, that lists
+//! them (or a template they match); list pagination merges every upstream's
+//! cursor into one opaque gateway cursor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::config::{Config, UpstreamName};
+use crate::mcp::{self, Era, RpcError, code, meta};
+use crate::plugin::{Chain, Decision};
+use crate::route::{Route, RouteTable, Routes};
+use crate::upstream::{self, Caller, PeerInfo, Reply, UpEvent, Upstream, Upstreams};
+
+/// Separates upstream and item names in aggregated names.
+pub const SEPARATOR: &str = "__";
+/// The spec's (SEP-986) tool-name length limit.
+const MAX_NAME: usize = 128;
+/// Capacity of a route's change channel (see `upstream::CHANGE_BUFFER`).
+const ROUTE_CHANGE_BUFFER: usize = 256;
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub struct ClientCtx {
+    /// Distinct per legacy session / modern request; never 0 (the gateway's own).
+    pub client: u64,
+    pub era: Era,
+    /// The protocol revision the client speaks.
+    pub protocol_version: String,
+    /// The client's declared capabilities.
+    pub capabilities: Value,
+}
+
+impl ClientCtx {
+    fn caller(&self) -> Caller {
+        let has = |k: &str| self.capabilities.get(k).is_some_and(|v| !v.is_null());
+        Caller {
+            client: self.client,
+            sampling: has("sampling"),
+            elicitation: has("elicitation"),
+            roots: has("roots"),
+        }
+    }
+}
+
+/// What reaches the client while its request runs.
+#[derive(Debug)]
+pub enum ClientEvent {
+    /// A notification for this request's stream (progress, log message).
+    Notification(Value),
+    /// A server→client request; answer through `reply`.
+    ServerRequest {
+        method: String,
+        params: Option<Value>,
+        reply: Reply,
+    },
+}
+
+pub type Sink = mpsc::UnboundedSender<ClientEvent>;
+
+/// Which side caused a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Bad input from the client (unknown tool, bad cursor).
+    Client,
+    /// A plugin rejected the request.
+    Plugin,
+    /// The upstream failed, timed out or answered with an error.
+    Upstream,
+}
+
+/// An error for the client, with who caused it and (for plugin rejections)
+/// the HTTP status to use.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: RpcError,
+    pub side: Side,
+    pub http_status: Option<u16>,
+}
+
+impl Failure {
+    fn client(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            error: RpcError::new(code, message),
+            side: Side::Client,
+            http_status: None,
+        }
+    }
+
+    fn upstream(error: RpcError) -> Self {
+        Self {
+            error,
+            side: Side::Upstream,
+            http_status: None,
+        }
+    }
+}
+
+/// What `initialize` and `server/discover` report for a route.
+#[derive(Debug, Clone)]
+pub struct Description {
+    pub capabilities: Value,
+    pub instructions: Option<String>,
+}
+
+/// The three list kinds the gateway merges, and the one it merges like them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+    Templates,
+}
+
+impl ListKind {
+    fn of(method: &str) -> Option<Self> {
+        Some(match method {
+            "tools/list" => Self::Tools,
+            "prompts/list" => Self::Prompts,
+            "resources/list" => Self::Resources,
+            "resources/templates/list" => Self::Templates,
+            _ => return None,
+        })
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            Self::Tools => "tools",
+            Self::Prompts => "prompts",
+            Self::Resources => "resources",
+            Self::Templates => "resourceTemplates",
+        }
+    }
+
+    fn capability(self) -> &'static str {
+        match self {
+            Self::Tools => "tools",
+            Self::Prompts => "prompts",
+            Self::Resources | Self::Templates => "resources",
+        }
+    }
+}
+
+/// Aggregated names and resource owners learnt from list results.
+#[derive(Default)]
+struct NameIndex {
+    /// Exposed tool name → (upstream, original name).
+    tools: HashMap<String, (UpstreamName, String)>,
+    prompts: HashMap<String, (UpstreamName, String)>,
+    /// Resource URI → owning upstream (first lister in route order wins).
+    resources: HashMap<String, UpstreamName>,
+    /// URI template literal prefix → upstream.
+    templates: Vec<(String, UpstreamName)>,
+}
+
+/// Per-route runtime state.
+struct RouteState {
+    index: Mutex<NameIndex>,
+    /// Resource URI → number of client subscriptions through this route, so
+    /// the shared upstream is subscribed once and unsubscribed last.
+    subscriptions: Mutex<HashMap<String, usize>>,
+    changes: broadcast::Sender<Value>,
+}
+
+/// The joined runtime (see the module docs).
+pub struct Gateway {
+    upstreams: Arc<Upstreams>,
+    routes: Routes,
+    states: HashMap<String, Arc<RouteState>>,
+    chains: HashMap<String, Chain>,
+}
+
+impl Gateway {
+    /// Joins started upstreams with the configured routes, and starts
+    /// forwarding each upstream's change notifications to its routes.
+    pub fn new(config: &Config, upstreams: Arc<Upstreams>) -> Arc<Self> {
+        let table = RouteTable::new(&config.routes);
+        let mut states = HashMap::new();
+        let mut chains = HashMap::new();
+        for route in table.iter() {
+            let (tx, _) = broadcast::channel(ROUTE_CHANGE_BUFFER);
+            for name in &route.upstreams {
+                let Some(up) = upstreams.get(name) else { continue };
+                let mut rx = up.subscribe_changes();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match rx.recv().await {
+                            Ok(msg) => {
+                                let _ = tx.send(msg);
+                            }
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        }
+                    }
+                });
+            }
+            states.insert(
+                route.path.as_str().to_owned(),
+                Arc::new(RouteState {
+                    index: Mutex::new(NameIndex::default()),
+                    subscriptions: Mutex::new(HashMap::new()),
+                    changes: tx,
+                }),
+            );
+            chains.insert(route.path.as_str().to_owned(), Chain::new(&route.plugins));
+        }
+        Arc::new(Self {
+            upstreams,
+            routes: Routes::new(table),
+            states,
+            chains,
+        })
+    }
+
+    pub fn upstreams(&self) -> &Arc<Upstreams> {
+        &self.upstreams
+    }
+
+    /// The route serving `path`, if any.
+    pub fn route(&self, path: &str) -> Option<Arc<Route>> {
+        self.routes.lookup(path)
+    }
+
+    /// Every route path (for the router).
+    pub fn route_paths(&self) -> Vec<String> {
+        self.routes
+            .current()
+            .iter()
+            .map(|r| r.path.as_str().to_owned())
+            .collect()
+    }
+
+    fn state(&self, route: &Route) -> &Arc<RouteState> {
+        &self.states[route.path.as_str()]
+    }
+
+    /// The route's change notifications (`list_changed`, `resources/updated`)
+    /// from all its upstreams.
+    pub fn subscribe_changes(&self, route: &Route) -> broadcast::Receiver<Value> {
+        self.state(route).changes.subscribe()
+    }
+
+    fn upstream(&self, name: &UpstreamName) -> Result<&Arc<Upstream>, Failure> {
+        self.upstreams.get(name).ok_or_else(|| {
+            Failure::upstream(RpcError::new(
+                code::INTERNAL_ERROR,
+                format!("upstream `{name}` is not configured"),
+            ))
+        })
+    }
+
+    /// The merged capabilities and instructions of a route's upstreams.
+    /// Waits (bounded by each upstream's timeout) for upstreams still starting.
+    pub async fn describe(&self, route: &Route) -> Description {
+        let mut caps = Map::new();
+        let mut instructions = Vec::new();
+        let infos = futures_util::future::join_all(route.upstreams.iter().map(|n| async move {
+            let up = self.upstreams.get(n)?;
+            up.live().await.ok().map(|l| (n.clone(), l.info.clone()))
+        }))
+        .await;
+        for (name, info) in infos.into_iter().flatten() {
+            merge_capabilities(&mut caps, &info.capabilities);
+            if let Some(i) = info.instructions.filter(|i| !i.trim().is_empty()) {
+                instructions.push(if route.aggregates() {
+                    format!("[{name}] {i}")
+                } else {
+                    i
+                });
+            }
+        }
+        // The gateway itself always answers logging/setLevel and ping.
+        caps.entry("logging").or_insert(json!({}));
+        Description {
+            capabilities: Value::Object(caps),
+            instructions: (!instructions.is_empty()).then(|| instructions.join("\n\n")),
+        }
+    }
+
+    /// Serves one client request on `route`.
+    pub async fn handle(
+        &self,
+        route: &Route,
+        ctx: &ClientCtx,
+        method: &str,
+        params: Option<Value>,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
+        let chain = &self.chains[route.path.as_str()];
+        let params = match chain.on_request(method, params) {
+            Decision::Continue(p) => p,
+            Decision::Respond(v) => return Ok(v),
+            Decision::Reject { error, status } => {
+                return Err(Failure {
+                    error,
+                    side: Side::Plugin,
+                    http_status: Some(status),
+                });
+            }
+        };
+        let result = self.dispatch(route, ctx, method, params, sink).await;
+        let result = match result {
+            Ok(v) => chain.on_response(method, Ok(v)).map_err(Failure::upstream),
+            Err(f) => Err(f),
+        };
+        result.map(|mut v| {
+            if ctx.era == Era::Modern
+                && let Some(obj) = v.as_object_mut()
+            {
+                obj.entry("resultType").or_insert_with(|| "complete".into());
+            }
+            v
+        })
+    }
+
+    async fn dispatch(
+        &self,
+        route: &Route,
+        ctx: &ClientCtx,
+        method: &str,
+        params: Option<Value>,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
+        if let Some(kind) = ListKind::of(method) {
+            return self.list(route, ctx, kind, method, params, sink).await;
+        }
+        match method {
+            "ping" => Ok(json!({})),
+            "logging/setLevel" => {
+                for name in &route.upstreams {
+                    let Ok(up) = self.upstream(name) else { continue };
+                    let Some(info) = up.info() else { continue };
+                    if info.era == Era::Legacy && info.capabilities.get("logging").is_some() {
+                        let _ = self.forward(up, ctx, method, params.clone(), sink).await;
+                    }
+                }
+                Ok(json!({}))
+            }
+            "server/discover" => {
+                let d = self.describe(route).await;
+                let mut r = json!({
+                    "supportedVersions": [mcp::MODERN_VERSION],
+                    "capabilities": d.capabilities,
+                    "_meta": {meta::SERVER_INFO: upstream::gateway_info()},
+                    "ttlMs": 0,
+                    "cacheScope": "public",
+                });
+                if let Some(i) = d.instructions {
+                    r["instructions"] = i.into();
+                }
+                Ok(r)
+            }
+            "tools/call" | "prompts/get" => {
+                let kind = if method == "tools/call" {
+                    ListKind::Tools
+                } else {
+                    ListKind::Prompts
+                };
+                let mut params = params.unwrap_or_else(|| json!({}));
+                let Some(name) = params.get("name").and_then(Value::as_str).map(str::to_owned)
+                else {
+                    return Err(Failure::client(code::INVALID_PARAMS, "`name` is required"));
+                };
+                let (up, original) = self.resolve_name(route, kind, &name)?;
+                params["name"] = original.into();
+                let up = self.upstream(&up)?;
+                self.forward(up, ctx, method, Some(params), sink).await
+            }
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                let Some(uri) = params
+                    .as_ref()
+                    .and_then(|p| p.get("uri"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                else {
+                    return Err(Failure::client(code::INVALID_PARAMS, "`uri` is required"));
+                };
+                match method {
+                    "resources/subscribe" => self.subscribe(route, ctx, &uri, params, sink).await,
+                    "resources/unsubscribe" => {
+                        self.release(route, std::slice::from_ref(&uri)).await;
+                        Ok(json!({}))
+                    }
+                    _ => self.by_uri(route, ctx, method, &uri, params, sink).await,
+                }
+            }
+            "completion/complete" => {
+                let mut params = params.unwrap_or_else(|| json!({}));
+                let r = params.get("ref").cloned().unwrap_or(Value::Null);
+                match r.get("type").and_then(Value::as_str) {
+                    Some("ref/prompt") => {
+                        let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
+                        let (up, original) = self.resolve_name(route, ListKind::Prompts, name)?;
+                        params["ref"]["name"] = original.into();
+                        let up = self.upstream(&up)?;
+                        self.forward(up, ctx, method, Some(params), sink).await
+                    }
+                    Some("ref/resource") => {
+                        let uri = r.get("uri").and_then(Value::as_str).unwrap_or_default().to_owned();
+                        self.by_uri(route, ctx, method, &uri, Some(params), sink).await
+                    }
+                    _ => Err(Failure::client(
+                        code::INVALID_PARAMS,
+                        "`ref` must be a ref/prompt or ref/resource",
+                    )),
+                }
+            }
+            _ if !route.aggregates() => {
+                // One upstream: pass unknown methods through (extensions).
+                let up = self.upstream(&route.upstreams[0])?;
+                self.forward(up, ctx, method, params, sink).await
+            }
+            _ => Err(Failure::client(
+                code::METHOD_NOT_FOUND,
+                format!("method not found: {method}"),
+            )),
+        }
+    }
+
+    /// Sends one request to one upstream and relays what comes back.
+    async fn forward(
+        &self,
+        up: &Upstream,
+        ctx: &ClientCtx,
+        method: &str,
+        params: Option<Value>,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
+        let live = up.live().await.map_err(Failure::upstream)?;
+        let params = adapt_params(params, ctx, &live.info);
+        let caller = ctx.caller();
+        let mut call = live
+            .conn
+            .call(method, params, caller, up.spec.timeout)
+            .map_err(Failure::upstream)?;
+        while let Some(ev) = call.next().await {
+            match ev {
+                UpEvent::Response(r) => return r.map_err(Failure::upstream),
+                UpEvent::Notification(n) => {
+                    let _ = sink.send(ClientEvent::Notification(n));
+                }
+                UpEvent::ServerRequest {
+                    method: m,
+                    params: p,
+                    reply,
+                } => {
+                    let able = match m.as_str() {
+                        "sampling/createMessage" => caller.sampling,
+                        "elicitation/create" => caller.elicitation,
+                        "roots/list" => caller.roots,
+                        _ => false,
+                    };
+                    if ctx.era == Era::Modern {
+                        let msg = format!(
+                            "upstream `{}` asked the client for {m}; relaying server requests to {} clients is not supported yet",
+                            up.name(),
+                            mcp::MODERN_VERSION
+                        );
+                        reply.send(Err(RpcError::new(code::METHOD_NOT_FOUND, msg.clone())));
+                        return Err(Failure::upstream(RpcError::new(code::INTERNAL_ERROR, msg)));
+                    }
+                    if !able {
+                        reply.send(Err(RpcError::new(
+                            code::METHOD_NOT_FOUND,
+                            format!("the client did not declare the capability for {m}"),
+                        )));
+                        continue;
+                    }
+                    if let Err(mpsc::error::SendError(ClientEvent::ServerRequest { reply, .. })) =
+                        sink.send(ClientEvent::ServerRequest {
+                            method: m,
+                            params: p,
+                            reply,
+                        })
+                    {
+                        reply.send(Err(RpcError::new(code::INTERNAL_ERROR, "the client went away")));
+                    }
+                }
+            }
+        }
+        Err(Failure::upstream(RpcError::new(
+            code::INTERNAL_ERROR,
+            "the upstream call ended without a response",
+        )))
+    }
+
+    /// Finds the upstream and original name behind an exposed tool/prompt name.
+    fn resolve_name(
+        &self,
+        route: &Route,
+        kind: ListKind,
+        name: &str,
+    ) -> Result<(UpstreamName, String), Failure> {
+        if !route.aggregates() {
+            return Ok((route.upstreams[0].clone(), name.to_owned()));
+        }
+        let index = self.state(route).index.lock().expect("index lock");
+        let map = if kind == ListKind::Tools {
+            &index.tools
+        } else {
+            &index.prompts
+        };
+        if let Some(found) = map.get(name) {
+            return Ok(found.clone());
+        }
+        if let Some((prefix, rest)) = name.split_once(SEPARATOR)
+            && let Some(up) = route.upstreams.iter().find(|u| u.as_str() == prefix)
+            && !rest.is_empty()
+        {
+            return Ok((up.clone(), rest.to_owned()));
+        }
+        let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
+        Err(Failure::client(
+            code::INVALID_PARAMS,
+            format!("unknown {what}: {name}"),
+        ))
+    }
+
+    /// The upstreams that may own `uri`, best candidate first.
+    fn uri_candidates(&self, route: &Route, uri: &str) -> Vec<UpstreamName> {
+        if !route.aggregates() {
+            return route.upstreams.clone();
+        }
+        let index = self.state(route).index.lock().expect("index lock");
+        if let Some(owner) = index.resources.get(uri) {
+            return vec![owner.clone()];
+        }
+        let mut out: Vec<UpstreamName> = Vec::new();
+        let mut templates: Vec<&(String, UpstreamName)> =
+            index.templates.iter().filter(|(p, _)| uri.starts_with(p.as_str())).collect();
+        templates.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        for (_, up) in templates {
+            if !out.contains(up) {
+                out.push(up.clone());
+            }
+        }
+        for up in &route.upstreams {
+            if !out.contains(up) {
+                out.push(up.clone());
+            }
+        }
+        out
+    }
+
+    /// Routes a request by resource URI: the owner if known, else each
+    /// candidate in turn until one does not answer "not found".
+    async fn by_uri(
+        &self,
+        route: &Route,
+        ctx: &ClientCtx,
+        method: &str,
+        uri: &str,
+        params: Option<Value>,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
+        let candidates = self.uri_candidates(route, uri);
+        let mut last = None;
+        for name in &candidates {
+            let up = self.upstream(name)?;
+            if candidates.len() > 1
+                && up
+                    .info()
+                    .is_some_and(|i| i.capabilities.get("resources").is_none())
+            {
+                continue;
+            }
+            match self.forward(up, ctx, method, params.clone(), sink).await {
+                Err(f)
+                    if candidates.len() > 1
+                        && matches!(f.error.code, code::RESOURCE_NOT_FOUND | code::INVALID_PARAMS) =>
+                {
+                    last = Some(f);
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Failure::client(code::INVALID_PARAMS, format!("resource not found: {uri}"))
+        }))
+    }
+
+    /// `resources/subscribe`: subscribes the owning upstream on the route's
+    /// first subscription to `uri`.
+    async fn subscribe(
+        &self,
+        route: &Route,
+        ctx: &ClientCtx,
+        uri: &str,
+        params: Option<Value>,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
+        let first = {
+            let mut subs = self.state(route).subscriptions.lock().expect("subs lock");
+            let n = subs.entry(uri.to_owned()).or_insert(0);
+            *n += 1;
+            *n == 1
+        };
+        if !first {
+            return Ok(json!({}));
+        }
+        let r = self
+            .by_uri(route, ctx, "resources/subscribe", uri, params, sink)
+            .await;
+        if r.is_err() {
+            let mut subs = self.state(route).subscriptions.lock().expect("subs lock");
+            subs.remove(uri);
+        }
+        r
+    }
+
+    /// Drops one client subscription to each of `uris`, unsubscribing the
+    /// upstream when the last one goes.
+    pub async fn release(&self, route: &Route, uris: &[String]) {
+        let last: Vec<String> = {
+            let mut subs = self.state(route).subscriptions.lock().expect("subs lock");
+            uris.iter()
+                .filter(|u| match subs.get_mut(u.as_str()) {
+                    Some(n) if *n > 1 => {
+                        *n -= 1;
+                        false
+                    }
+                    Some(_) => {
+                        subs.remove(u.as_str());
+                        true
+                    }
+                    None => false,
+                })
+                .cloned()
+                .collect()
+        };
+        let ctx = ClientCtx {
+            client: 0,
+            era: Era::Legacy,
+            protocol_version: mcp::LATEST_LEGACY.into(),
+            capabilities: json!({}),
+        };
+        let (sink, _) = mpsc::unbounded_channel();
+        for uri in last {
+            let params = Some(json!({"uri": uri}));
+            if let Err(f) = self
+                .by_uri(route, &ctx, "resources/unsubscribe", &uri, params, &sink)
+                .await
+            {
+                tracing::debug!(%uri, error = %f.error, "upstream unsubscribe failed");
+            }
+        }
+    }
+
+    /// A list request: passed through on a one-upstream route; fanned out,
+    /// renamed and merged (with a merged cursor) on an aggregating one.
+    async fn list(
+        &self,
+        route: &Route,
+        ctx: &ClientCtx,
+        kind: ListKind,
+        method: &str,
+        params: Option<Value>,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
+        if !route.aggregates() {
+            let up = self.upstream(&route.upstreams[0])?;
+            return self.forward(up, ctx, method, params, sink).await;
+        }
+        let cursor = params
+            .as_ref()
+            .and_then(|p| p.get("cursor"))
+            .and_then(Value::as_str);
+        // Which upstreams to ask, each with its own cursor.
+        let targets: Vec<(UpstreamName, Option<String>)> = match cursor {
+            None => route.upstreams.iter().map(|u| (u.clone(), None)).collect(),
+            Some(c) => decode_cursor(c, method)
+                .filter(|m| m.keys().all(|k| route.upstreams.iter().any(|u| u.as_str() == k)))
+                .map(|m| {
+                    route
+                        .upstreams
+                        .iter()
+                        .filter_map(|u| m.get(u.as_str()).map(|c| (u.clone(), Some(c.clone()))))
+                        .collect()
+                })
+                .ok_or_else(|| Failure::client(code::INVALID_PARAMS, "invalid cursor"))?,
+        };
+        let calls = targets.iter().map(|(name, cur)| {
+            let mut p = params.clone().unwrap_or_else(|| json!({}));
+            match cur {
+                Some(c) => p["cursor"] = c.clone().into(),
+                None => {
+                    if let Some(o) = p.as_object_mut() {
+                        o.remove("cursor");
+                    }
+                }
+            }
+            async move {
+                let up = self.upstream(name)?;
+                let live = up.live().await.map_err(Failure::upstream)?;
+                if live.info.capabilities.get(kind.capability()).is_none() {
+                    return Ok(None);
+                }
+                self.forward(up, ctx, method, Some(p), sink).await.map(Some)
+            }
+        });
+        let results = futures_util::future::join_all(calls).await;
+
+        let mut items = Vec::new();
+        let mut next = Map::new();
+        let mut first_err = None;
+        let mut any_ok = false;
+        let state = self.state(route);
+        let mut index = state.index.lock().expect("index lock");
+        for ((name, _), result) in targets.iter().zip(results) {
+            let result = match result {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(f) => {
+                    tracing::warn!(route = %route.path, upstream = %name, error = %f.error, "{method} failed on one upstream; listing the others");
+                    first_err.get_or_insert(f);
+                    continue;
+                }
+            };
+            any_ok = true;
+            if let Some(c) = result.get("nextCursor").and_then(Value::as_str) {
+                next.insert(name.to_string(), c.into());
+            }
+            let Some(list) = result.get(kind.field()).and_then(Value::as_array) else {
+                continue;
+            };
+            for item in list {
+                let mut item = item.clone();
+                match kind {
+                    ListKind::Tools | ListKind::Prompts => {
+                        let Some(original) = item.get("name").and_then(Value::as_str) else {
+                            continue;
+                        };
+                        let exposed = expose(name, original);
+                        let map = if kind == ListKind::Tools {
+                            &mut index.tools
+                        } else {
+                            &mut index.prompts
+                        };
+                        map.insert(exposed.clone(), (name.clone(), original.to_owned()));
+                        item["name"] = exposed.into();
+                    }
+                    ListKind::Resources => {
+                        if let Some(uri) = item.get("uri").and_then(Value::as_str) {
+                            index
+                                .resources
+                                .entry(uri.to_owned())
+                                .or_insert_with(|| name.clone());
+                        }
+                    }
+                    ListKind::Templates => {
+                        if let Some(t) = item.get("uriTemplate").and_then(Value::as_str) {
+                            let prefix = t.split('{').next().unwrap_or(t).to_owned();
+                            if !index.templates.iter().any(|(p, _)| p == &prefix) {
+                                index.templates.push((prefix, name.clone()));
+                            }
+                        }
+                    }
+                }
+                items.push(item);
+            }
+        }
+        drop(index);
+        if !any_ok && let Some(f) = first_err {
+            return Err(f);
+        }
+        let mut out = Map::new();
+        out.insert(kind.field().into(), Value::Array(items));
+        if !next.is_empty() {
+            out.insert("nextCursor".into(), encode_cursor(method, next).into());
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Rewrites a request's params for the upstream's era: a legacy client's
+/// request to a modern upstream gains the modern `_meta`; a modern client's
+/// request to a legacy upstream loses the modern-only `_meta` keys.
+fn adapt_params(params: Option<Value>, ctx: &ClientCtx, up: &PeerInfo) -> Option<Value> {
+    match (ctx.era, up.era) {
+        (Era::Legacy, Era::Modern) => {
+            let mut p = params.unwrap_or_else(|| json!({}));
+            let obj = p.as_object_mut()?;
+            let meta = obj.entry("_meta").or_insert_with(|| json!({}));
+            if let (Some(m), Value::Object(extra)) = (meta.as_object_mut(), upstream::modern_meta(&ctx.capabilities)) {
+                for (k, v) in extra {
+                    m.entry(k).or_insert(v);
+                }
+            }
+            Some(p)
+        }
+        (Era::Modern, Era::Legacy) => {
+            let mut p = params?;
+            if let Some(m) = p.get_mut("_meta").and_then(Value::as_object_mut) {
+                m.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+                if m.is_empty() {
+                    p.as_object_mut()?.remove("_meta");
+                }
+            }
+            Some(p)
+        }
+        _ => params,
+    }
+}
+
+/// Unions upstream capabilities: a feature is present if any upstream has
+/// it; `listChanged` / `subscribe` are true if any upstream's is.
+fn merge_capabilities(into: &mut Map<String, Value>, caps: &Value) {
+    let Some(caps) = caps.as_object() else { return };
+    for (k, v) in caps {
+        let slot = into.entry(k.clone()).or_insert_with(|| json!({}));
+        if let (Some(slot), Some(v)) = (slot.as_object_mut(), v.as_object()) {
+            for (flag, val) in v {
+                let merged = match (slot.get(flag), val) {
+                    (Some(Value::Bool(a)), Value::Bool(b)) => Value::Bool(*a || *b),
+                    (Some(existing), _) if !existing.is_null() => continue,
+                    _ => val.clone(),
+                };
+                slot.insert(flag.clone(), merged);
+            }
+        }
+    }
+}
+
+/// The aggregated name of `name` from `upstream`: `{upstream}__{name}`,
+/// cleaned to `[A-Za-z0-9_.-]` and at most 128 characters; when cleaning or
+/// shortening was needed, a hash of the original keeps names distinct.
+pub fn expose(upstream: &UpstreamName, name: &str) -> String {
+    let prefix = format!("{upstream}{SEPARATOR}");
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if name.chars().all(valid) && !name.is_empty() && prefix.len() + name.len() <= MAX_NAME {
+        return prefix + name;
+    }
+    let clean: String = name.chars().map(|c| if valid(c) { c } else { '_' }).collect();
+    let hash = format!("{:08x}", fnv1a(name.as_bytes()) as u32);
+    let room = MAX_NAME - prefix.len() - hash.len() - 1;
+    let clean: String = clean.chars().take(room).collect();
+    format!("{prefix}{clean}_{hash}")
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A merged cursor: which upstreams have more, each with its own cursor,
+/// bound to the list method it came from.
+fn encode_cursor(method: &str, next: Map<String, Value>) -> String {
+    let v = json!({"m": method, "c": next});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn decode_cursor(cursor: &str, method: &str) -> Option<HashMap<String, String>> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    if v.get("m")?.as_str()? != method {
+        return None;
+    }
+    v.get("c")?
+        .as_object()?
+        .iter()
+        .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(s: &str) -> UpstreamName {
+        UpstreamName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn exposed_names_are_valid_and_distinct() {
+        assert_eq!(expose(&up("gh"), "create_issue"), "gh__create_issue");
+        let a = expose(&up("gh"), "create issue");
+        let b = expose(&up("gh"), "create/issue");
+        assert_ne!(a, b);
+        let long = "x".repeat(200);
+        for n in [a, b, expose(&up("gh"), &long)] {
+            assert!(n.len() <= MAX_NAME && n.starts_with("gh__"), "{n}");
+            assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)), "{n}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_bind_to_their_method() {
+        let mut m = Map::new();
+        m.insert("a".into(), "c1".into());
+        let c = encode_cursor("tools/list", m);
+        assert_eq!(decode_cursor(&c, "tools/list").unwrap()["a"], "c1");
+        assert!(decode_cursor(&c, "prompts/list").is_none());
+        assert!(decode_cursor("garbage!", "tools/list").is_none());
+    }
+
+    #[test]
+    fn capabilities_union() {
+        let mut m = Map::new();
+        merge_capabilities(&mut m, &json!({"tools": {"listChanged": false}}));
+        merge_capabilities(&mut m, &json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}}));
+        assert_eq!(Value::Object(m), json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}}));
+    }
+}

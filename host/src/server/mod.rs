@@ -1,0 +1,998 @@
+//! The HTTP edge (axum): both protocol eras on every route path, the old
+//! HTTP+SSE transport beside them, SSE streaming, and the one place errors
+//! become HTTP replies.
+//!
+//! The principal types:
+//!
+//! - [`ServerState`]: what every handler shares (the [`Gateway`], legacy
+//!   [`Sessions`], the server settings, the shutdown token);
+//! - [`router`]: the axum `Router` for a state, testable on its own;
+//! - [`session::Session`]: a legacy client session and its resumable streams.
+//!
+//! A POST is classified once: a request whose `params._meta` names a
+//! protocol version is **modern** (stateless; headers validated against the
+//! body); `initialize` starts a **legacy** session; anything else must carry
+//! a known `Mcp-Session-Id`. The reply is plain JSON unless the upstream sends
+//! notifications or server requests before its result, in which case the
+//! request's own response becomes an SSE stream: events in order, result last.
+
+mod edge;
+pub mod session;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{OriginPolicy, ServerConfig};
+use crate::mcp::{self, Era, Message, RpcError, code, meta};
+use crate::pipeline::{ClientCtx, ClientEvent, Failure, Gateway};
+use crate::route::Route;
+use crate::upstream;
+
+pub use edge::error_reply;
+use session::{STANDALONE, Session, Sessions, SseEvent};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// What every handler shares.
+pub struct ServerState {
+    pub gateway: Arc<Gateway>,
+    pub sessions: Arc<Sessions>,
+    pub settings: ServerConfig,
+    /// The address actually bound (the port may have been 0).
+    pub local: SocketAddr,
+    /// Fires at shutdown: long-lived streams end so that draining can finish.
+    pub stop: CancellationToken,
+    next_client: AtomicU64,
+}
+
+impl ServerState {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        settings: ServerConfig,
+        local: SocketAddr,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            gateway,
+            sessions: Arc::new(Sessions::default()),
+            settings,
+            local,
+            stop,
+            next_client: AtomicU64::new(1),
+        })
+    }
+
+    /// A fresh client key (never 0, which is the gateway's own).
+    fn client_key(&self) -> u64 {
+        self.next_client.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The gateway's HTTP surface: every route path (POST/GET/DELETE), its
+/// `/sse` + `/messages` pair, and `/healthz`.
+pub fn router(state: Arc<ServerState>) -> Router {
+    let mut app = Router::new().route("/healthz", get(healthz));
+    for path in state.gateway.route_paths() {
+        app = app
+            .route(&path, post(post_mcp).get(get_mcp).delete(delete_mcp))
+            .route(&format!("{path}/sse"), get(old_sse_connect))
+            .route(&format!("{path}/messages"), post(old_sse_message));
+    }
+    // Layers, outermost first:
+    // - DNS-rebinding protection (Origin and, on loopback, Host) runs before
+    //   anything reads the body, so a hostile page learns nothing.
+    app.layer(middleware::from_fn_with_state(
+        Arc::clone(&state),
+        check_origin_and_host,
+    ))
+    .with_state(state)
+}
+
+async fn healthz(State(st): State<Arc<ServerState>>) -> Response {
+    let upstreams: Vec<Value> = st
+        .gateway
+        .upstreams()
+        .iter()
+        .map(|u| {
+            let (state, detail) = u.status();
+            json!({"name": u.name().as_str(), "state": state, "detail": detail, "pid": u.pid()})
+        })
+        .collect();
+    axum::Json(json!({"status": "ok", "sessions": st.sessions.len(), "upstreams": upstreams}))
+        .into_response()
+}
+
+/// 403 unless the `Origin` (when sent) is allowed and, when bound to
+/// loopback, the `Host` names a loopback or allowed host.
+async fn check_origin_and_host(State(st): State<Arc<ServerState>>, req: Request, next: Next) -> Response {
+    let loopback = st.local.ip().is_loopback();
+    let headers = req.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
+        let allowed = match &st.settings.allowed_origins {
+            OriginPolicy::Any => true,
+            OriginPolicy::List(list) => {
+                list.contains(&origin) || (loopback && is_loopback_origin(&origin))
+            }
+        };
+        if !allowed {
+            tracing::warn!(%origin, "request from a disallowed origin refused");
+            return edge::forbidden(format!("origin {origin} is not allowed"));
+        }
+    }
+    if loopback {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let name = host_name(&host);
+        let allowed = matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+            || st.settings.allowed_hosts.iter().any(|h| h == name);
+        if !allowed {
+            tracing::warn!(%host, "request with a non-loopback Host refused (DNS-rebinding protection)");
+            return edge::forbidden(format!("host {host} is not allowed"));
+        }
+    }
+    next.run(req).await
+}
+
+/// The host part of a `Host` header (`[::1]:8080` → `[::1]`).
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.split(':').next().unwrap_or(host)
+    }
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https") && matches!(host_name(rest), "localhost" | "127.0.0.1" | "[::1]")
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn route_of(st: &ServerState, matched: &MatchedPath, suffix: &str) -> Option<Arc<Route>> {
+    let path = matched.as_str().strip_suffix(suffix)?;
+    st.gateway.route(path)
+}
+
+/// Reads the body up to the configured limit: 413 beyond it.
+async fn read_body(st: &ServerState, body: Body) -> Result<bytes::Bytes, Response> {
+    axum::body::to_bytes(body, st.settings.max_body_bytes)
+        .await
+        .map_err(|_| {
+            edge::reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                mcp::response(
+                    Value::Null,
+                    Err(RpcError::new(
+                        code::INVALID_REQUEST,
+                        format!(
+                            "the request body exceeds the limit of {} bytes",
+                            st.settings.max_body_bytes
+                        ),
+                    )),
+                ),
+            )
+        })
+}
+
+/// Parses a body into one JSON-RPC message (-32700 / -32600 otherwise).
+fn parse_message(bytes: &[u8]) -> Result<Message, Response> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        edge::bad_request(
+            Value::Null,
+            RpcError::new(code::PARSE_ERROR, format!("parse error: {e}")),
+        )
+    })?;
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    Message::from_value(value).map_err(|e| edge::bad_request(id, e))
+}
+
+async fn post_mcp(
+    State(st): State<Arc<ServerState>>,
+    matched: MatchedPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(route) = route_of(&st, &matched, "") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let bytes = match read_body(&st, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let msg = match parse_message(&bytes) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if let Message::Request { id, method, params } = &msg
+        && let Some(version) = mcp::modern_version(params.as_ref())
+    {
+        return modern_request(&st, route, &headers, id.clone(), method, params.clone(), version.to_owned()).await;
+    }
+    let session_id = header_str(&headers, SESSION_HEADER);
+    if let Message::Request { id, method, params } = &msg
+        && method == "initialize"
+    {
+        return initialize(&st, &route, id.clone(), params.as_ref(), None).await;
+    }
+    let Some(session_id) = session_id else {
+        return match msg {
+            Message::Request { id, .. } => edge::bad_request(
+                id,
+                RpcError::new(
+                    code::INVALID_REQUEST,
+                    format!(
+                        "no session: send `initialize` first, or send a {} request with `_meta` (`{}`)",
+                        mcp::MODERN_VERSION,
+                        meta::PROTOCOL_VERSION
+                    ),
+                ),
+            ),
+            // Modern clients have nothing to notify over HTTP; accept and ignore.
+            _ => StatusCode::ACCEPTED.into_response(),
+        };
+    };
+    let Some(session) = st.sessions.get(session_id, route.path.as_str()) else {
+        return edge::session_not_found(msg_id(&msg));
+    };
+    if let Some(v) = header_str(&headers, VERSION_HEADER)
+        && !mcp::LEGACY_VERSIONS.contains(&v)
+    {
+        return edge::bad_request(
+            msg_id(&msg),
+            RpcError::new(
+                code::INVALID_REQUEST,
+                format!("unsupported MCP-Protocol-Version: {v}"),
+            )
+            .with_data(json!({"supported": mcp::LEGACY_VERSIONS})),
+        );
+    }
+    session_message(&st, route, session, msg, Target::Legacy).await
+}
+
+fn msg_id(msg: &Message) -> Value {
+    match msg {
+        Message::Request { id, .. } | Message::Response { id, .. } => id.clone(),
+        Message::Notification { .. } => Value::Null,
+    }
+}
+
+/// Where a request's events and result go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The POST's own response, cancelled when the client goes away.
+    Modern,
+    /// The POST's own response, resumable, not cancelled by a disconnect.
+    Legacy,
+    /// The session's one SSE stream (HTTP+SSE transport); the POST gets 202.
+    OldSse,
+}
+
+/// Handles a message within a legacy session.
+async fn session_message(
+    st: &Arc<ServerState>,
+    route: Arc<Route>,
+    session: Arc<Session>,
+    msg: Message,
+    target: Target,
+) -> Response {
+    match msg {
+        Message::Request { id, method, params } => {
+            if method == "initialize" {
+                return initialize(st, &route, id, params.as_ref(), Some(&session)).await;
+            }
+            exchange(st, route, session.ctx(), id, method, params, target, Some(session)).await
+        }
+        Message::Notification { method, params } => {
+            if method == "notifications/cancelled"
+                && let Some(rid) = params.as_ref().and_then(|p| p.get("requestId"))
+            {
+                session.cancel(rid);
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
+        Message::Response { id, result } => {
+            match session.take_server_request(&id) {
+                Some(reply) => reply.send(result),
+                None => tracing::debug!(session = %session.id, %id, "response to no pending server request"),
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
+    }
+}
+
+/// `initialize`: starts a legacy session (or, on HTTP+SSE, fills in the one
+/// created at connect) and answers with the route's merged description.
+async fn initialize(
+    st: &Arc<ServerState>,
+    route: &Arc<Route>,
+    id: Value,
+    params: Option<&Value>,
+    existing: Option<&Arc<Session>>,
+) -> Response {
+    let requested = params
+        .and_then(|p| p.get("protocolVersion"))
+        .and_then(Value::as_str)
+        .unwrap_or(mcp::LATEST_LEGACY);
+    let version = if mcp::LEGACY_VERSIONS.contains(&requested) {
+        requested
+    } else {
+        mcp::LATEST_LEGACY
+    };
+    let ctx = ClientCtx {
+        client: st.client_key(),
+        era: Era::Legacy,
+        protocol_version: version.to_owned(),
+        capabilities: params
+            .and_then(|p| p.get("capabilities"))
+            .cloned()
+            .unwrap_or(json!({})),
+    };
+    let description = st.gateway.describe(route).await;
+    let mut result = json!({
+        "protocolVersion": version,
+        "capabilities": description.capabilities,
+        "serverInfo": upstream::gateway_info(),
+    });
+    if let Some(i) = description.instructions {
+        result["instructions"] = i.into();
+    }
+    if let Some(session) = existing {
+        if session.old_sse {
+            *session.ctx.lock().expect("ctx lock") = ctx;
+            session.push(STANDALONE, Some("message"), mcp::response(id, Ok(result)).to_string());
+            return StatusCode::ACCEPTED.into_response();
+        }
+        return edge::bad_request(
+            id,
+            RpcError::new(code::INVALID_REQUEST, "this session is already initialized"),
+        );
+    }
+    let session = st.sessions.create(route.path.as_str(), ctx, false);
+    spawn_change_forwarder(st, route, &session);
+    tracing::debug!(session = %session.id, route = %route.path, version, "legacy session started");
+    let mut resp = edge::reply(StatusCode::OK, mcp::response(id, Ok(result)));
+    resp.headers_mut().insert(
+        SESSION_HEADER,
+        session.id.parse().expect("session ids are header-safe"),
+    );
+    resp
+}
+
+/// Feeds a session's standalone stream with the route's change notifications
+/// (`resources/updated` only for URIs the session subscribed to).
+fn spawn_change_forwarder(st: &Arc<ServerState>, route: &Route, session: &Arc<Session>) {
+    let mut changes = st.gateway.subscribe_changes(route);
+    let session = Arc::clone(session);
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = session.closed.cancelled() => break,
+                msg = changes.recv() => msg,
+            };
+            match msg {
+                Ok(msg) => {
+                    let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+                    if method == "notifications/subscriptions/acknowledged" {
+                        continue;
+                    }
+                    if method == "notifications/resources/updated" {
+                        let uri = msg["params"]["uri"].as_str().unwrap_or("");
+                        if !session.subscriptions.lock().expect("subs lock").contains(uri) {
+                            continue;
+                        }
+                    }
+                    let mut msg = msg;
+                    strip_subscription_id(&mut msg);
+                    session.push(STANDALONE, Some("message"), msg.to_string());
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+/// Removes a modern upstream's subscription tag before a notification is
+/// re-sent to a client (which gets its own tag, or none).
+fn strip_subscription_id(msg: &mut Value) {
+    if let Some(m) = msg
+        .get_mut("params")
+        .and_then(|p| p.get_mut("_meta"))
+        .and_then(Value::as_object_mut)
+    {
+        m.remove(meta::SUBSCRIPTION_ID);
+    }
+}
+
+/// A modern (stateless) request: validate version and headers, then serve.
+async fn modern_request(
+    st: &Arc<ServerState>,
+    route: Arc<Route>,
+    headers: &HeaderMap,
+    id: Value,
+    method: &str,
+    params: Option<Value>,
+    version: String,
+) -> Response {
+    if let Err(e) = edge::validate_modern_headers(headers, method, params.as_ref(), &version) {
+        return edge::bad_request(id, e);
+    }
+    if version != mcp::MODERN_VERSION {
+        return edge::bad_request(
+            id,
+            RpcError::new(
+                code::UNSUPPORTED_VERSION,
+                format!("unsupported protocol version {version}"),
+            )
+            .with_data(json!({"requested": version, "supported": mcp::supported_versions()})),
+        );
+    }
+    let meta = mcp::params_meta(params.as_ref());
+    let capabilities = meta
+        .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
+        .cloned()
+        .unwrap_or(json!({}));
+    let ctx = ClientCtx {
+        client: st.client_key(),
+        era: Era::Modern,
+        protocol_version: version,
+        capabilities,
+    };
+    if method == "subscriptions/listen" {
+        return listen(st, route, ctx, id, params).await;
+    }
+    exchange(st, route, ctx, id, method.to_owned(), params, Target::Modern, None).await
+}
+
+/// What the request task hands the HTTP handler first.
+enum First {
+    Done(Result<Value, Failure>),
+    Stream(mpsc::UnboundedReceiver<SseEvent>),
+    Accepted,
+}
+
+/// Runs one request through the pipeline and shapes the reply (see the
+/// module docs). The work runs in its own task so that a legacy request
+/// survives a dropped connection; a modern one is cancelled by it.
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    st: &Arc<ServerState>,
+    route: Arc<Route>,
+    ctx: ClientCtx,
+    id: Value,
+    method: String,
+    params: Option<Value>,
+    target: Target,
+    session: Option<Arc<Session>>,
+) -> Response {
+    let era = ctx.era;
+    let (first_tx, first_rx) = oneshot::channel::<First>();
+    let gateway = Arc::clone(&st.gateway);
+    let task_id = id.clone();
+    let cancel = match &session {
+        Some(s) => s.track(&id),
+        None => CancellationToken::new(),
+    };
+    // Fires when the client stops waiting: the handler future or the SSE body
+    // holding `gone_guard` is dropped. For modern requests that IS cancellation.
+    let gone = CancellationToken::new();
+    let gone_guard = gone.clone().drop_guard();
+    tokio::spawn(async move {
+        let id = task_id;
+        let (sink, mut events) = mpsc::unbounded_channel();
+        let track_uri = subscription_change(&method, params.as_ref());
+        let work = gateway.handle(&route, &ctx, &method, params, &sink);
+        tokio::pin!(work);
+        let mut first_tx = Some(first_tx);
+        let mut stream: Option<(u64, Option<mpsc::UnboundedSender<SseEvent>>)> = None;
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                ev = events.recv() => {
+                    let Some(ev) = ev else { continue };
+                    let data = client_event_json(ev, session.as_deref());
+                    if stream.is_none() {
+                        stream = Some(open_stream(target, session.as_deref(), &mut first_tx));
+                    }
+                    let (sid, modern_tx) = stream.as_ref().expect("opened above");
+                    emit(*sid, modern_tx.as_ref(), session.as_deref(), data);
+                }
+                result = &mut work => break Some(result),
+                _ = cancel.cancelled() => break None,
+                _ = gone.cancelled(), if target == Target::Modern => return,
+            }
+        };
+        if let (Some(s), Some(Ok(_)), Some((uri, add))) = (&session, &outcome, &track_uri) {
+            let mut subs = s.subscriptions.lock().expect("subs lock");
+            if *add {
+                subs.insert(uri.clone());
+            } else {
+                subs.remove(uri);
+            }
+        }
+        if let Some(s) = &session {
+            s.untrack(&id);
+        }
+        let Some(result) = outcome else {
+            // Cancelled by the client: no response is owed; close the stream.
+            if let Some((sid, _)) = stream
+                && let Some(s) = &session
+            {
+                s.finish(sid);
+            }
+            if let Some(tx) = first_tx.take() {
+                let _ = tx.send(First::Accepted);
+            }
+            return;
+        };
+        match stream {
+            None if target == Target::OldSse => {
+                let s = session.as_deref().expect("HTTP+SSE has a session");
+                s.push(STANDALONE, Some("message"), final_json(id, result, era));
+            }
+            None => {
+                if let Some(tx) = first_tx.take() {
+                    let _ = tx.send(First::Done(result));
+                }
+            }
+            Some((sid, modern_tx)) => {
+                while let Ok(ev) = events.try_recv() {
+                    let data = client_event_json(ev, session.as_deref());
+                    emit(sid, modern_tx.as_ref(), session.as_deref(), data);
+                }
+                emit(sid, modern_tx.as_ref(), session.as_deref(), final_json(id, result, era));
+                if let Some(s) = &session
+                    && target == Target::Legacy
+                {
+                    s.finish(sid);
+                }
+            }
+        }
+    });
+    if target == Target::OldSse {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    match first_rx.await {
+        Ok(First::Done(Ok(v))) => edge::reply(StatusCode::OK, mcp::response(id, Ok(v))),
+        Ok(First::Done(Err(f))) => error_reply(id, f.error, f.side, era, f.http_status),
+        Ok(First::Stream(rx)) => {
+            let events = UnboundedReceiverStream::new(rx).map(move |ev| {
+                let _held = &gone_guard;
+                ev
+            });
+            sse_response(events, None)
+        }
+        Ok(First::Accepted) | Err(_) => StatusCode::ACCEPTED.into_response(),
+    }
+}
+
+/// For `resources/subscribe` / `unsubscribe`: the URI and whether it is added.
+fn subscription_change(method: &str, params: Option<&Value>) -> Option<(String, bool)> {
+    let add = match method {
+        "resources/subscribe" => true,
+        "resources/unsubscribe" => false,
+        _ => return None,
+    };
+    Some((params?.get("uri")?.as_str()?.to_owned(), add))
+}
+
+/// Opens the SSE stream a request's events go to.
+fn open_stream(
+    target: Target,
+    session: Option<&Session>,
+    first_tx: &mut Option<oneshot::Sender<First>>,
+) -> (u64, Option<mpsc::UnboundedSender<SseEvent>>) {
+    match target {
+        Target::OldSse => (STANDALONE, None),
+        Target::Legacy => {
+            let s = session.expect("legacy requests have a session");
+            let (sid, rx) = s.open_stream();
+            if let Some(tx) = first_tx.take() {
+                let _ = tx.send(First::Stream(rx));
+            }
+            (sid, None)
+        }
+        Target::Modern => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            if let Some(f) = first_tx.take() {
+                let _ = f.send(First::Stream(rx));
+            }
+            (0, Some(tx))
+        }
+    }
+}
+
+fn emit(
+    sid: u64,
+    modern_tx: Option<&mpsc::UnboundedSender<SseEvent>>,
+    session: Option<&Session>,
+    data: String,
+) {
+    match (modern_tx, session) {
+        (Some(tx), _) => {
+            let _ = tx.send(SseEvent {
+                id: None,
+                event: Some("message"),
+                data,
+            });
+        }
+        (None, Some(s)) => s.push(sid, Some("message"), data),
+        (None, None) => {}
+    }
+}
+
+/// A client event as the JSON text of a JSON-RPC message. Server requests
+/// get an id from the session, which maps the client's answer back.
+fn client_event_json(ev: ClientEvent, session: Option<&Session>) -> String {
+    match ev {
+        ClientEvent::Notification(n) => n.to_string(),
+        ClientEvent::ServerRequest {
+            method,
+            params,
+            reply,
+        } => match session {
+            Some(s) => mcp::request(s.register_server_request(reply), &method, params).to_string(),
+            None => {
+                reply.send(Err(RpcError::new(code::INTERNAL_ERROR, "no session to relay to")));
+                mcp::notification("notifications/message", Some(json!({"level": "warning", "data": format!("dropped server request {method}")}))).to_string()
+            }
+        },
+    }
+}
+
+fn final_json(id: Value, result: Result<Value, Failure>, _era: Era) -> String {
+    mcp::response(id, result.map_err(|f| f.error)).to_string()
+}
+
+/// An SSE response from a stream of events, ending when the stream does (or
+/// when `until` fires).
+fn sse_response(
+    events: impl futures_util::Stream<Item = SseEvent> + Send + 'static,
+    until: Option<CancellationToken>,
+) -> Response {
+    let events = events.map(|ev| {
+        let mut e = Event::default().data(ev.data);
+        if let Some(id) = ev.id {
+            e = e.id(id);
+        }
+        if let Some(name) = ev.event {
+            e = e.event(name);
+        }
+        Ok::<_, Infallible>(e)
+    });
+    match until {
+        Some(token) => Sse::new(events.take_until(token.cancelled_owned()))
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+        None => Sse::new(events).into_response(),
+    }
+}
+
+/// `subscriptions/listen`: a long-lived stream of the opted-in change
+/// notifications, each tagged with the listen request's id.
+async fn listen(
+    st: &Arc<ServerState>,
+    route: Arc<Route>,
+    ctx: ClientCtx,
+    id: Value,
+    params: Option<Value>,
+) -> Response {
+    let filter = params
+        .as_ref()
+        .and_then(|p| p.get("notifications"))
+        .cloned()
+        .unwrap_or(json!({}));
+    let wants = |k: &str| filter.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let caps = st.gateway.describe(&route).await.capabilities;
+    let has = |feature: &str| caps.get(feature).is_some();
+    let mut honoured = serde_json::Map::new();
+    for (flag, feature) in [
+        ("toolsListChanged", "tools"),
+        ("promptsListChanged", "prompts"),
+        ("resourcesListChanged", "resources"),
+    ] {
+        if wants(flag) && has(feature) {
+            honoured.insert(flag.into(), true.into());
+        }
+    }
+    let mut uris: Vec<String> = Vec::new();
+    if has("resources")
+        && let Some(list) = filter.get("resourceSubscriptions").and_then(Value::as_array)
+    {
+        let (sink, _) = mpsc::unbounded_channel();
+        for uri in list.iter().filter_map(Value::as_str) {
+            let p = Some(json!({"uri": uri}));
+            if st
+                .gateway
+                .handle(&route, &ctx, "resources/subscribe", p, &sink)
+                .await
+                .is_ok()
+            {
+                uris.push(uri.to_owned());
+            }
+        }
+        honoured.insert("resourceSubscriptions".into(), json!(uris));
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let tag_id = id.clone();
+    let tag = move |mut msg: Value| {
+        strip_subscription_id(&mut msg);
+        if let Some(p) = msg.as_object_mut() {
+            let params = p.entry("params").or_insert_with(|| json!({}));
+            if let Some(params) = params.as_object_mut() {
+                let m = params.entry("_meta").or_insert_with(|| json!({}));
+                if let Some(m) = m.as_object_mut() {
+                    m.insert(meta::SUBSCRIPTION_ID.into(), tag_id.clone());
+                }
+            }
+        }
+        SseEvent {
+            id: None,
+            event: Some("message"),
+            data: msg.to_string(),
+        }
+    };
+    let _ = tx.send(tag(mcp::notification(
+        "notifications/subscriptions/acknowledged",
+        Some(json!({"notifications": honoured})),
+    )));
+    let mut changes = st.gateway.subscribe_changes(&route);
+    let gateway = Arc::clone(&st.gateway);
+    let stop = st.stop.clone();
+    let final_id = id.clone();
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = tx.closed() => break,
+                _ = stop.cancelled() => {
+                    let done = json!({"resultType": "complete", "_meta": {}});
+                    let _ = tx.send(SseEvent { id: None, event: Some("message"), data: mcp::response(final_id.clone(), Ok(done)).to_string() });
+                    break;
+                }
+                msg = changes.recv() => msg,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+            let send = match method {
+                "notifications/tools/list_changed" => honoured.contains_key("toolsListChanged"),
+                "notifications/prompts/list_changed" => honoured.contains_key("promptsListChanged"),
+                "notifications/resources/list_changed" => honoured.contains_key("resourcesListChanged"),
+                "notifications/resources/updated" => msg["params"]["uri"]
+                    .as_str()
+                    .is_some_and(|u| uris.iter().any(|x| x == u)),
+                _ => false,
+            };
+            if send && tx.send(tag(msg)).is_err() {
+                break;
+            }
+        }
+        gateway.release(&route, &uris).await;
+    });
+    sse_response(UnboundedReceiverStream::new(rx), None)
+}
+
+/// GET on a route: a legacy session's standalone stream, or the resumption
+/// of one of its streams with `Last-Event-ID`. Modern clients get 405.
+async fn get_mcp(
+    State(st): State<Arc<ServerState>>,
+    matched: MatchedPath,
+    headers: HeaderMap,
+) -> Response {
+    let Some(route) = route_of(&st, &matched, "") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(sid) = header_str(&headers, SESSION_HEADER) else {
+        return edge::method_not_allowed(&[Method::POST]);
+    };
+    let accepts_sse = header_str(&headers, header::ACCEPT.as_str())
+        .is_some_and(|a| a.contains("text/event-stream") || a.contains("*/*"));
+    if !accepts_sse {
+        return edge::reply(
+            StatusCode::NOT_ACCEPTABLE,
+            mcp::response(
+                Value::Null,
+                Err(RpcError::new(
+                    code::INVALID_REQUEST,
+                    "the GET stream needs Accept: text/event-stream",
+                )),
+            ),
+        );
+    }
+    let Some(session) = st.sessions.get(sid, route.path.as_str()) else {
+        return edge::session_not_found(Value::Null);
+    };
+    let rx = match header_str(&headers, LAST_EVENT_ID) {
+        Some(last) => match session.resume(last) {
+            Some(rx) => rx,
+            None => session.attach_standalone(),
+        },
+        None => session.attach_standalone(),
+    };
+    let until = session.closed.clone();
+    let stop = st.stop.clone();
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = until.cancelled() => {}
+            _ = stop.cancelled() => {}
+        }
+        t.cancel();
+    });
+    sse_response(UnboundedReceiverStream::new(rx), Some(token))
+}
+
+/// DELETE on a route: ends a legacy session.
+async fn delete_mcp(
+    State(st): State<Arc<ServerState>>,
+    matched: MatchedPath,
+    headers: HeaderMap,
+) -> Response {
+    let Some(route) = route_of(&st, &matched, "") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(sid) = header_str(&headers, SESSION_HEADER) else {
+        return edge::method_not_allowed(&[Method::POST]);
+    };
+    if st.sessions.get(sid, route.path.as_str()).is_none() {
+        return edge::session_not_found(Value::Null);
+    }
+    if let Some(session) = st.sessions.remove(sid) {
+        end_session(&st, &route, &session).await;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Releases what a session held upstream.
+async fn end_session(st: &ServerState, route: &Route, session: &Session) {
+    let uris: Vec<String> = session
+        .subscriptions
+        .lock()
+        .expect("subs lock")
+        .drain()
+        .collect();
+    st.gateway.release(route, &uris).await;
+    tracing::debug!(session = %session.id, "legacy session ended");
+}
+
+/// Expires idle legacy sessions periodically until shutdown.
+pub fn spawn_session_reaper(st: Arc<ServerState>) {
+    tokio::spawn(async move {
+        let every = (st.settings.session_idle_timeout / 4).max(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = st.stop.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            for s in st.sessions.expire(st.settings.session_idle_timeout) {
+                if let Some(route) = st.gateway.route(&s.route) {
+                    end_session(&st, &route, &s).await;
+                }
+            }
+        }
+        st.sessions.close_all();
+    });
+}
+
+/// `GET {path}/sse` (HTTP+SSE transport, 2024-11-05): a session whose one
+/// stream first announces where to POST.
+async fn old_sse_connect(
+    State(st): State<Arc<ServerState>>,
+    matched: MatchedPath,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let Some(route) = route_of(&st, &matched, "/sse") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let ctx = ClientCtx {
+        client: st.client_key(),
+        era: Era::Legacy,
+        protocol_version: "2024-11-05".into(),
+        capabilities: json!({}),
+    };
+    let session = st.sessions.create(route.path.as_str(), ctx, true);
+    tracing::debug!(session = %session.id, %peer, "HTTP+SSE session started");
+    let rx = session.attach_standalone();
+    session.push(
+        STANDALONE,
+        Some("endpoint"),
+        format!("{}/messages?sessionId={}", route.path, session.id),
+    );
+    spawn_change_forwarder(&st, &route, &session);
+    // The session lives as long as its stream: end it when the client goes.
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let (st2, s2, r2) = (Arc::clone(&st), Arc::clone(&session), Arc::clone(&route));
+    let rx = UnboundedReceiverStream::new(rx);
+    let guard = SessionGuard(Some((st2, s2, r2)));
+    let events = rx.map(move |ev| {
+        let _keep = &guard;
+        ev
+    });
+    let stop = st.stop.clone();
+    let closed = session.closed.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = closed.cancelled() => {}
+        }
+        t.cancel();
+    });
+    sse_response(events, Some(token))
+}
+
+/// Ends an HTTP+SSE session when its stream is dropped.
+struct SessionGuard(Option<(Arc<ServerState>, Arc<Session>, Arc<Route>)>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Some((st, session, route)) = self.0.take() {
+            tokio::spawn(async move {
+                st.sessions.remove(&session.id);
+                end_session(&st, &route, &session).await;
+            });
+        }
+    }
+}
+
+/// `POST {path}/messages?sessionId=…`: a message for an HTTP+SSE session;
+/// the answer goes on its stream.
+async fn old_sse_message(
+    State(st): State<Arc<ServerState>>,
+    matched: MatchedPath,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    body: Body,
+) -> Response {
+    let Some(route) = route_of(&st, &matched, "/messages") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(session_id) = query.get("sessionId") else {
+        return edge::bad_request(
+            Value::Null,
+            RpcError::new(code::INVALID_REQUEST, "missing sessionId query parameter"),
+        );
+    };
+    let Some(session) = st.sessions.get(session_id, route.path.as_str()) else {
+        return edge::session_not_found(Value::Null);
+    };
+    let bytes = match read_body(&st, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let msg = match parse_message(&bytes) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    session_message(&st, route, session, msg, Target::OldSse).await
+}

@@ -1,0 +1,492 @@
+//! One JSON-RPC connection to an upstream, shared by every client.
+//!
+//! The [`Dispatcher`] owns the id space of the connection: each call gets a
+//! fresh upstream id (clients' own ids never travel upstream, so two clients
+//! that both send `id: 1` cannot collide), progress tokens are rewritten to
+//! that id and restored on the way down, and every message the upstream sends
+//! is delivered to exactly one place:
+//!
+//! - a response, to the [`CallHandle`] that is waiting for it;
+//! - `notifications/progress`, to the call whose token it carries;
+//! - a change notification (`list_changed`, `resources/updated`), to the
+//!   connection's change sink, which fans out to listening clients;
+//! - anything else that belongs to a request (log messages, server→client
+//!   requests such as sampling) but carries no link to it, to the call it is
+//!   attributed to (see [`Dispatcher::attribute`]).
+//!
+//! Dropping a [`CallHandle`] before its response arrives cancels the call
+//! upstream with `notifications/cancelled`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::mcp::{self, RpcError, code};
+
+/// Sends one message to the upstream. Fire and forget: transport failures
+/// surface as the connection dying, which fails every pending call.
+pub trait Outbound: Send + Sync + 'static {
+    fn send(&self, msg: Value);
+
+    /// Cancels call `id`, whose caller went away. On stdio (and legacy HTTP)
+    /// that is a `notifications/cancelled`; a modern HTTP transport instead
+    /// closes the request's stream, which is how that era cancels.
+    fn cancel(&self, id: u64) {
+        self.send(mcp::notification(
+            "notifications/cancelled",
+            Some(json!({"requestId": id, "reason": "the client went away or cancelled"})),
+        ));
+    }
+}
+
+/// Who made a call: used only to attribute upstream messages that carry no
+/// request link (stdio servers' log notifications and server→client requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The client session (legacy) or request (modern) the call belongs to.
+    pub client: u64,
+    /// The client declared `sampling`.
+    pub sampling: bool,
+    /// The client declared `elicitation`.
+    pub elicitation: bool,
+    /// The client declared `roots`.
+    pub roots: bool,
+}
+
+impl Caller {
+    /// A call the gateway makes for itself (handshake, list fan-out warm-up).
+    pub const GATEWAY: Caller = Caller {
+        client: 0,
+        sampling: false,
+        elicitation: false,
+        roots: false,
+    };
+
+    fn can_answer(&self, method: &str) -> bool {
+        match method {
+            "sampling/createMessage" => self.sampling,
+            "elicitation/create" => self.elicitation,
+            "roots/list" => self.roots,
+            _ => false,
+        }
+    }
+}
+
+/// What the upstream sent for one call.
+#[derive(Debug)]
+pub enum UpEvent {
+    /// A request-scoped notification (progress with the client's own token
+    /// restored, or a log message).
+    Notification(Value),
+    /// A server→client request the client must answer through `reply`.
+    ServerRequest {
+        method: String,
+        params: Option<Value>,
+        reply: Reply,
+    },
+    /// The final answer.
+    Response(Result<Value, RpcError>),
+}
+
+/// Answers one server→client request on the connection it came from.
+#[derive(Debug)]
+pub struct Reply {
+    id: Value,
+    conn: std::sync::Weak<Dispatcher>,
+}
+
+impl Reply {
+    pub fn send(self, result: Result<Value, RpcError>) {
+        if let Some(conn) = self.conn.upgrade() {
+            conn.outbound.send(mcp::response(self.id, result));
+        }
+    }
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").field("name", &self.name).finish()
+    }
+}
+
+struct Pending {
+    tx: mpsc::UnboundedSender<UpEvent>,
+    caller: Caller,
+    /// The client's own progress token, restored on the way down.
+    progress_token: Option<Value>,
+}
+
+/// The shared side of one upstream connection (see the module docs).
+pub struct Dispatcher {
+    name: String,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    outbound: Box<dyn Outbound>,
+    on_change: Box<dyn Fn(Value) + Send + Sync>,
+    closed: Mutex<Option<String>>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        name: &str,
+        outbound: impl Outbound,
+        on_change: impl Fn(Value) + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_owned(),
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            outbound: Box::new(outbound),
+            on_change: Box::new(on_change),
+            closed: Mutex::new(None),
+        })
+    }
+
+    /// Sends a request upstream under a fresh id.
+    pub fn call(
+        self: &Arc<Self>,
+        method: &str,
+        mut params: Option<Value>,
+        caller: Caller,
+        timeout: Duration,
+    ) -> Result<CallHandle, RpcError> {
+        if let Some(reason) = self.closed.lock().expect("closed lock").clone() {
+            return Err(RpcError::new(code::UPSTREAM_ERROR, reason));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let progress_token = params
+            .as_mut()
+            .and_then(|p| p.get_mut("_meta"))
+            .and_then(Value::as_object_mut)
+            .and_then(|m| m.get_mut("progressToken"))
+            .map(|t| std::mem::replace(t, Value::from(id)));
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.pending.lock().expect("pending lock").insert(
+            id,
+            Pending {
+                tx,
+                caller,
+                progress_token,
+            },
+        );
+        self.outbound
+            .send(mcp::request(Value::from(id), method, params));
+        Ok(CallHandle {
+            id,
+            rx,
+            conn: Arc::clone(self),
+            done: false,
+            timeout,
+        })
+    }
+
+    /// Sends a notification upstream (e.g. `notifications/initialized`).
+    pub fn notify(&self, method: &str, params: Option<Value>) {
+        self.outbound.send(mcp::notification(method, params));
+    }
+
+    /// Routes one message received from the upstream.
+    pub fn dispatch(self: &Arc<Self>, msg: Value) {
+        let msg = match mcp::Message::from_value(msg) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(upstream = %self.name, error = %e, "upstream sent an invalid JSON-RPC message");
+                return;
+            }
+        };
+        match msg {
+            mcp::Message::Response { id, result } => {
+                let Some(id) = id.as_u64() else {
+                    tracing::warn!(upstream = %self.name, %id, "response with an id the gateway never sent");
+                    return;
+                };
+                let pending = self.pending.lock().expect("pending lock").remove(&id);
+                match pending {
+                    Some(p) => {
+                        let _ = p.tx.send(UpEvent::Response(result));
+                    }
+                    None => {
+                        tracing::debug!(upstream = %self.name, id, "response for a call no longer waiting")
+                    }
+                }
+            }
+            mcp::Message::Notification { method, mut params } => {
+                if mcp::is_change_notification(&method)
+                    || method == "notifications/subscriptions/acknowledged"
+                {
+                    (self.on_change)(mcp::notification(&method, params));
+                    return;
+                }
+                if method == "notifications/progress" {
+                    let token = params
+                        .as_ref()
+                        .and_then(|p| p.get("progressToken"))
+                        .and_then(Value::as_u64);
+                    let pending = self.pending.lock().expect("pending lock");
+                    if let Some((p, t)) = token.and_then(|t| pending.get(&t)).and_then(|p| {
+                        p.progress_token.clone().map(|t| (p, t))
+                    }) {
+                        if let Some(obj) = params.as_mut().and_then(Value::as_object_mut) {
+                            obj.insert("progressToken".into(), t);
+                        }
+                        let _ = p
+                            .tx
+                            .send(UpEvent::Notification(mcp::notification(&method, params)));
+                    }
+                    return;
+                }
+                let pending = self.pending.lock().expect("pending lock");
+                match Self::attribute(&pending, None) {
+                    Some(id) => {
+                        let _ = pending[&id]
+                            .tx
+                            .send(UpEvent::Notification(mcp::notification(&method, params)));
+                    }
+                    None => tracing::debug!(upstream = %self.name, %method, "notification outside any attributable call dropped"),
+                }
+            }
+            mcp::Message::Request { id, method, params } => {
+                if method == "ping" {
+                    self.outbound.send(mcp::response(id, Ok(json!({}))));
+                    return;
+                }
+                let reply = Reply {
+                    id: id.clone(),
+                    conn: Arc::downgrade(self),
+                };
+                let pending = self.pending.lock().expect("pending lock");
+                match Self::attribute(&pending, Some(&method)) {
+                    Some(pid) => {
+                        let _ = pending[&pid].tx.send(UpEvent::ServerRequest {
+                            method,
+                            params,
+                            reply,
+                        });
+                    }
+                    None => {
+                        drop(pending);
+                        tracing::warn!(upstream = %self.name, %method, "server request with no single client to answer it");
+                        reply.send(Err(RpcError::new(
+                            code::METHOD_NOT_FOUND,
+                            format!(
+                                "no client can answer {method}: the gateway relays it only while exactly one client session has requests in flight on this upstream"
+                            ),
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Picks the call that an unlinked upstream message belongs to.
+    ///
+    /// A stdio server says nothing about which request a log message or a
+    /// sampling request belongs to. The rule: among calls in flight, if they
+    /// all belong to one client, the newest call of that client; if several
+    /// clients have calls in flight and this is a server request, the one
+    /// client able to answer it (by declared capability), if exactly one is.
+    /// Otherwise nobody: a wrong guess would leak one client's data to another.
+    fn attribute(pending: &HashMap<u64, Pending>, server_method: Option<&str>) -> Option<u64> {
+        let user_calls = || pending.iter().filter(|(_, p)| p.caller.client != 0);
+        let newest_of = |client: u64| {
+            user_calls()
+                .filter(|(_, p)| p.caller.client == client)
+                .map(|(id, _)| *id)
+                .max()
+        };
+        let mut clients = user_calls().map(|(_, p)| p.caller.client);
+        let first = clients.next()?;
+        if clients.all(|c| c == first) {
+            return newest_of(first);
+        }
+        let method = server_method?;
+        let mut able = user_calls()
+            .filter(|(_, p)| p.caller.can_answer(method))
+            .map(|(_, p)| p.caller.client);
+        let one = able.next()?;
+        if able.all(|c| c == one) {
+            newest_of(one)
+        } else {
+            None
+        }
+    }
+
+    /// Fails every pending call and refuses new ones (the connection is gone).
+    pub fn close(&self, reason: String) {
+        *self.closed.lock().expect("closed lock") = Some(reason.clone());
+        let pending: Vec<Pending> = self
+            .pending
+            .lock()
+            .expect("pending lock")
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        for p in pending {
+            let _ = p.tx.send(UpEvent::Response(Err(RpcError::new(
+                code::UPSTREAM_ERROR,
+                reason.clone(),
+            ))));
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.lock().expect("closed lock").is_some()
+    }
+
+    /// Number of calls waiting for a response (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.pending.lock().expect("pending lock").len()
+    }
+
+    fn cancel(&self, id: u64) {
+        if self.pending.lock().expect("pending lock").remove(&id).is_some() && !self.is_closed() {
+            self.outbound.cancel(id);
+        }
+    }
+}
+
+/// One call in flight: read its events with [`CallHandle::next`]; drop it
+/// to cancel.
+pub struct CallHandle {
+    id: u64,
+    rx: mpsc::UnboundedReceiver<UpEvent>,
+    conn: Arc<Dispatcher>,
+    done: bool,
+    timeout: Duration,
+}
+
+impl CallHandle {
+    /// The next event, or a timeout error when the upstream stays silent for
+    /// longer than its configured timeout. After the response, `None`.
+    pub async fn next(&mut self) -> Option<UpEvent> {
+        if self.done {
+            return None;
+        }
+        let ev = match tokio::time::timeout(self.timeout, self.rx.recv()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => UpEvent::Response(Err(RpcError::new(
+                code::UPSTREAM_ERROR,
+                format!("upstream `{}` closed the connection", self.conn.name),
+            ))),
+            Err(_) => UpEvent::Response(Err(RpcError::new(
+                code::UPSTREAM_ERROR,
+                format!(
+                    "upstream `{}` sent nothing for {}",
+                    self.conn.name,
+                    humantime::format_duration(self.timeout)
+                ),
+            ))),
+        };
+        if matches!(ev, UpEvent::Response(_)) {
+            self.done = true;
+        }
+        Some(ev)
+    }
+
+    /// Waits for the final response, discarding notifications and refusing
+    /// server requests (for calls the gateway makes on its own behalf).
+    pub async fn result(mut self) -> Result<Value, RpcError> {
+        while let Some(ev) = self.next().await {
+            match ev {
+                UpEvent::Response(r) => return r,
+                UpEvent::Notification(_) => {}
+                UpEvent::ServerRequest { method, reply, .. } => reply.send(Err(RpcError::new(
+                    code::METHOD_NOT_FOUND,
+                    format!("{method} is not available here"),
+                ))),
+            }
+        }
+        unreachable!("next() yields a response before None")
+    }
+}
+
+impl Drop for CallHandle {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.cancel(self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Value>>>);
+    impl Outbound for Capture {
+        fn send(&self, msg: Value) {
+            self.0.lock().unwrap().push(msg);
+        }
+    }
+
+    fn caller(client: u64) -> Caller {
+        Caller {
+            client,
+            sampling: client == 2,
+            elicitation: false,
+            roots: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn ids_are_rewritten_and_progress_restored() {
+        let out = Capture::default();
+        let d = Dispatcher::new("u", out.clone(), |_| {});
+        let t = Duration::from_secs(5);
+        let mut a = d
+            .call("tools/call", Some(json!({"_meta": {"progressToken": "mine"}})), caller(1), t)
+            .unwrap();
+        let mut b = d.call("tools/call", None, caller(2), t).unwrap();
+        let sent = out.0.lock().unwrap().clone();
+        assert_ne!(sent[0]["id"], sent[1]["id"]);
+        let a_id = sent[0]["id"].clone();
+        assert_eq!(sent[0]["params"]["_meta"]["progressToken"], a_id);
+
+        d.dispatch(json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken": a_id, "progress": 1}}));
+        d.dispatch(json!({"jsonrpc":"2.0","id": sent[1]["id"],"result":{"b":true}}));
+        d.dispatch(json!({"jsonrpc":"2.0","id": a_id,"result":{"a":true}}));
+        let Some(UpEvent::Notification(n)) = a.next().await else { panic!("progress first") };
+        assert_eq!(n["params"]["progressToken"], "mine");
+        assert!(matches!(a.next().await, Some(UpEvent::Response(Ok(r))) if r["a"] == true));
+        assert!(matches!(b.next().await, Some(UpEvent::Response(Ok(r))) if r["b"] == true));
+    }
+
+    #[tokio::test]
+    async fn dropping_a_call_cancels_it_upstream() {
+        let out = Capture::default();
+        let d = Dispatcher::new("u", out.clone(), |_| {});
+        let h = d.call("slow", None, caller(1), Duration::from_secs(5)).unwrap();
+        drop(h);
+        let sent = out.0.lock().unwrap().clone();
+        assert_eq!(sent[1]["method"], "notifications/cancelled");
+        assert_eq!(sent[1]["params"]["requestId"], sent[0]["id"]);
+        assert_eq!(d.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn server_requests_go_to_the_one_able_client() {
+        let out = Capture::default();
+        let d = Dispatcher::new("u", out.clone(), |_| {});
+        let t = Duration::from_secs(5);
+        let mut one = d.call("a", None, caller(1), t).unwrap();
+        let mut two = d.call("b", None, caller(2), t).unwrap();
+        d.dispatch(json!({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}));
+        let Some(UpEvent::ServerRequest { reply, .. }) = two.next().await else {
+            panic!("client 2 declared sampling")
+        };
+        reply.send(Ok(json!({"ok": 1})));
+        assert_eq!(out.0.lock().unwrap().last().unwrap()["id"], "s1");
+        // Elicitation: nobody declared it and two clients are in flight: refused.
+        d.dispatch(json!({"jsonrpc":"2.0","id":"s2","method":"elicitation/create","params":{}}));
+        let last = out.0.lock().unwrap().last().unwrap().clone();
+        assert_eq!(last["id"], "s2");
+        assert_eq!(last["error"]["code"], code::METHOD_NOT_FOUND);
+        d.close("gone".into());
+        assert!(matches!(one.next().await, Some(UpEvent::Response(Err(_)))));
+    }
+}

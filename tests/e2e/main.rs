@@ -1,0 +1,1 @@
+//! End-to-end tests: a real gateway, real child processes, independent clients.
