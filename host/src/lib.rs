@@ -20,11 +20,11 @@
 
 pub mod config;
 pub mod mcp;
-pub mod server;
-pub mod route;
-pub mod plugin;
-pub mod upstream;
 pub mod pipeline;
+pub mod plugin;
+pub mod route;
+pub mod server;
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -14,7 +14,11 @@ const EXIT_CONFIG: u8 = 64;
 const DEFAULT_CONFIG: &str = "config/switchyard.toml";
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "An MCP gateway: many MCP servers behind one dual-era endpoint")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An MCP gateway: many MCP servers behind one dual-era endpoint"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo { args } => {
+            init_logging();
             let opts = match switchyard_demo::parse_args(args.into_iter()) {
                 Ok(o) => o,
                 Err(e) => {
@@ -118,7 +123,9 @@ async fn shutdown_signal() {
 /// `SWITCHYARD_LOG_FORMAT=json` switches to JSON lines.
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|v| v == "json") {
         builder.json().init();
     } else {

@@ -200,7 +200,9 @@ impl Gateway {
         for route in table.iter() {
             let (tx, _) = broadcast::channel(ROUTE_CHANGE_BUFFER);
             for name in &route.upstreams {
-                let Some(up) = upstreams.get(name) else { continue };
+                let Some(up) = upstreams.get(name) else {
+                    continue;
+                };
                 let mut rx = up.subscribe_changes();
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -324,11 +326,20 @@ impl Gateway {
             Ok(v) => chain.on_response(method, Ok(v)).map_err(Failure::upstream),
             Err(f) => Err(f),
         };
+        // Results across eras: modern clients always get a `resultType`;
+        // legacy clients never see the modern-only `"complete"` marker.
         result.map(|mut v| {
-            if ctx.era == Era::Modern
-                && let Some(obj) = v.as_object_mut()
-            {
-                obj.entry("resultType").or_insert_with(|| "complete".into());
+            if let Some(obj) = v.as_object_mut() {
+                match ctx.era {
+                    Era::Modern => {
+                        obj.entry("resultType").or_insert_with(|| "complete".into());
+                    }
+                    Era::Legacy => {
+                        if obj.get("resultType").and_then(Value::as_str) == Some("complete") {
+                            obj.remove("resultType");
+                        }
+                    }
+                }
             }
             v
         })
@@ -349,7 +360,9 @@ impl Gateway {
             "ping" => Ok(json!({})),
             "logging/setLevel" => {
                 for name in &route.upstreams {
-                    let Ok(up) = self.upstream(name) else { continue };
+                    let Ok(up) = self.upstream(name) else {
+                        continue;
+                    };
                     let Some(info) = up.info() else { continue };
                     if info.era == Era::Legacy && info.capabilities.get("logging").is_some() {
                         let _ = self.forward(up, ctx, method, params.clone(), sink).await;
@@ -378,7 +391,10 @@ impl Gateway {
                     ListKind::Prompts
                 };
                 let mut params = params.unwrap_or_else(|| json!({}));
-                let Some(name) = params.get("name").and_then(Value::as_str).map(str::to_owned)
+                let Some(name) = params
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
                 else {
                     return Err(Failure::client(code::INVALID_PARAMS, "`name` is required"));
                 };
@@ -417,8 +433,13 @@ impl Gateway {
                         self.forward(up, ctx, method, Some(params), sink).await
                     }
                     Some("ref/resource") => {
-                        let uri = r.get("uri").and_then(Value::as_str).unwrap_or_default().to_owned();
-                        self.by_uri(route, ctx, method, &uri, Some(params), sink).await
+                        let uri = r
+                            .get("uri")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned();
+                        self.by_uri(route, ctx, method, &uri, Some(params), sink)
+                            .await
                     }
                     _ => Err(Failure::client(
                         code::INVALID_PARAMS,
@@ -487,14 +508,17 @@ impl Gateway {
                         )));
                         continue;
                     }
-                    if let Err(mpsc::error::SendError(ClientEvent::ServerRequest { reply, .. })) =
-                        sink.send(ClientEvent::ServerRequest {
-                            method: m,
-                            params: p,
-                            reply,
-                        })
-                    {
-                        reply.send(Err(RpcError::new(code::INTERNAL_ERROR, "the client went away")));
+                    if let Err(mpsc::error::SendError(ClientEvent::ServerRequest {
+                        reply, ..
+                    })) = sink.send(ClientEvent::ServerRequest {
+                        method: m,
+                        params: p,
+                        reply,
+                    }) {
+                        reply.send(Err(RpcError::new(
+                            code::INTERNAL_ERROR,
+                            "the client went away",
+                        )));
                     }
                 }
             }
@@ -530,7 +554,11 @@ impl Gateway {
         {
             return Ok((up.clone(), rest.to_owned()));
         }
-        let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
+        let what = if kind == ListKind::Tools {
+            "tool"
+        } else {
+            "prompt"
+        };
         Err(Failure::client(
             code::INVALID_PARAMS,
             format!("unknown {what}: {name}"),
@@ -547,8 +575,11 @@ impl Gateway {
             return vec![owner.clone()];
         }
         let mut out: Vec<UpstreamName> = Vec::new();
-        let mut templates: Vec<&(String, UpstreamName)> =
-            index.templates.iter().filter(|(p, _)| uri.starts_with(p.as_str())).collect();
+        let mut templates: Vec<&(String, UpstreamName)> = index
+            .templates
+            .iter()
+            .filter(|(p, _)| uri.starts_with(p.as_str()))
+            .collect();
         templates.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         for (_, up) in templates {
             if !out.contains(up) {
@@ -588,7 +619,10 @@ impl Gateway {
             match self.forward(up, ctx, method, params.clone(), sink).await {
                 Err(f)
                     if candidates.len() > 1
-                        && matches!(f.error.code, code::RESOURCE_NOT_FOUND | code::INVALID_PARAMS) =>
+                        && matches!(
+                            f.error.code,
+                            code::RESOURCE_NOT_FOUND | code::INVALID_PARAMS
+                        ) =>
                 {
                     last = Some(f);
                 }
@@ -690,7 +724,10 @@ impl Gateway {
         let targets: Vec<(UpstreamName, Option<String>)> = match cursor {
             None => route.upstreams.iter().map(|u| (u.clone(), None)).collect(),
             Some(c) => decode_cursor(c, method)
-                .filter(|m| m.keys().all(|k| route.upstreams.iter().any(|u| u.as_str() == k)))
+                .filter(|m| {
+                    m.keys()
+                        .all(|k| route.upstreams.iter().any(|u| u.as_str() == k))
+                })
                 .map(|m| {
                     route
                         .upstreams
@@ -761,11 +798,18 @@ impl Gateway {
                         item["name"] = exposed.into();
                     }
                     ListKind::Resources => {
-                        if let Some(uri) = item.get("uri").and_then(Value::as_str) {
-                            index
-                                .resources
-                                .entry(uri.to_owned())
-                                .or_insert_with(|| name.clone());
+                        // A URI listed by several upstreams belongs to the
+                        // one that listed it first (in route order within a
+                        // page), and is listed once, as that upstream's.
+                        let Some(uri) = item.get("uri").and_then(Value::as_str) else {
+                            continue;
+                        };
+                        let owner = index
+                            .resources
+                            .entry(uri.to_owned())
+                            .or_insert_with(|| name.clone());
+                        if owner != name {
+                            continue;
                         }
                     }
                     ListKind::Templates => {
@@ -802,7 +846,10 @@ fn adapt_params(params: Option<Value>, ctx: &ClientCtx, up: &PeerInfo) -> Option
             let mut p = params.unwrap_or_else(|| json!({}));
             let obj = p.as_object_mut()?;
             let meta = obj.entry("_meta").or_insert_with(|| json!({}));
-            if let (Some(m), Value::Object(extra)) = (meta.as_object_mut(), upstream::modern_meta(&ctx.capabilities)) {
+            if let (Some(m), Value::Object(extra)) = (
+                meta.as_object_mut(),
+                upstream::modern_meta(&ctx.capabilities),
+            ) {
                 for (k, v) in extra {
                     m.entry(k).or_insert(v);
                 }
@@ -851,7 +898,10 @@ pub fn expose(upstream: &UpstreamName, name: &str) -> String {
     if name.chars().all(valid) && !name.is_empty() && prefix.len() + name.len() <= MAX_NAME {
         return prefix + name;
     }
-    let clean: String = name.chars().map(|c| if valid(c) { c } else { '_' }).collect();
+    let clean: String = name
+        .chars()
+        .map(|c| if valid(c) { c } else { '_' })
+        .collect();
     let hash = format!("{:08x}", fnv1a(name.as_bytes()) as u32);
     let room = MAX_NAME - prefix.len() - hash.len() - 1;
     let clean: String = clean.chars().take(room).collect();
@@ -903,7 +953,11 @@ mod tests {
         let long = "x".repeat(200);
         for n in [a, b, expose(&up("gh"), &long)] {
             assert!(n.len() <= MAX_NAME && n.starts_with("gh__"), "{n}");
-            assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)), "{n}");
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)),
+                "{n}"
+            );
         }
     }
 
@@ -921,7 +975,13 @@ mod tests {
     fn capabilities_union() {
         let mut m = Map::new();
         merge_capabilities(&mut m, &json!({"tools": {"listChanged": false}}));
-        merge_capabilities(&mut m, &json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}}));
-        assert_eq!(Value::Object(m), json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}}));
+        merge_capabilities(
+            &mut m,
+            &json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}}),
+        );
+        assert_eq!(
+            Value::Object(m),
+            json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}})
+        );
     }
 }

@@ -1,1 +1,27 @@
-//! End-to-end tests: a real gateway, real child processes, independent clients.
+//! End-to-end tests: a real gateway (`switchyard::run` on `127.0.0.1:0`), real
+//! child processes (the `switchyard demo` server and npm/PyPI peers), and
+//! clients we did not write (rmcp here; the TypeScript and Python SDKs and the
+//! conformance suite through `tests/peers`).
+//!
+//! Modules:
+//! - `harness`: start a gateway from TOML; raw legacy/modern HTTP clients.
+//! - `config_files`: every TOML under `config/` and `examples/` validates;
+//!   invalid configs fail with the file, key and value named.
+//! - `protocol`: each bad-input class, header validation, sessions,
+//!   Origin/Host protection, both eras on one path, HTTP+SSE.
+//! - `upstreams`: id rewriting across clients, progress on the right stream,
+//!   cancellation, a dead child, shutdown leaving no process, remote upstreams.
+//! - `aggregation`: name collisions, routing back, merged pagination.
+//! - `notifications`: list_changed to listeners of both eras, sampling relay,
+//!   `Last-Event-ID` resumption.
+//! - `rmcp_client`: the official Rust SDK as a client.
+//! - `peers`: the TypeScript and Python SDK clients and the conformance suite
+//!   (needs `tests/peers/setup.sh`; the test command runs it).
+
+mod harness;
+
+mod aggregation;
+mod config_files;
+mod notifications;
+mod protocol;
+mod upstreams;

@@ -67,9 +67,16 @@ async fn ask_legacy(req: &Request, need: InputNeed) -> Asked {
     if let Some(capabilities) = req.session.legacy_client_capabilities()
         && capabilities.get(need.capability).is_none()
     {
-        return Asked::Failed(format!("the client did not declare the {} capability", need.capability));
+        return Asked::Failed(format!(
+            "the client did not declare the {} capability",
+            need.capability
+        ));
     }
-    match req.session.request_client(need.method, need.params, CLIENT_ANSWER_TIMEOUT).await {
+    match req
+        .session
+        .request_client(need.method, need.params, CLIENT_ANSWER_TIMEOUT)
+        .await
+    {
         Ok(result) => Asked::Answered(result),
         Err(error) => Asked::Failed(error.message),
     }
@@ -77,20 +84,28 @@ async fn ask_legacy(req: &Request, need: InputNeed) -> Asked {
 
 fn ask_modern(req: &Request, tool: &str, need: InputNeed) -> Result<Asked, RpcError> {
     if let Some(state) = req.params.get("requestState") {
-        let state = state
-            .as_str()
-            .and_then(unseal)
-            .ok_or_else(|| RpcError::invalid_params("requestState is not one this server issued"))?;
-        if state.get("tool").and_then(Value::as_str) != Some(tool) || state.get("key").and_then(Value::as_str) != Some(need.key)
+        let state = state.as_str().and_then(unseal).ok_or_else(|| {
+            RpcError::invalid_params("requestState is not one this server issued")
+        })?;
+        if state.get("tool").and_then(Value::as_str) != Some(tool)
+            || state.get("key").and_then(Value::as_str) != Some(need.key)
         {
-            return Err(RpcError::invalid_params(format!("requestState does not belong to tool {tool}")));
+            return Err(RpcError::invalid_params(format!(
+                "requestState does not belong to tool {tool}"
+            )));
         }
-        if let Some(answer) = req.params.get("inputResponses").and_then(|responses| responses.get(need.key)) {
+        if let Some(answer) = req
+            .params
+            .get("inputResponses")
+            .and_then(|responses| responses.get(need.key))
+        {
             return Ok(Asked::Answered(answer.clone()));
         }
         // A retry without the answer we need: ask again below.
     } else if req.params.get("inputResponses").is_some() {
-        return Err(RpcError::invalid_params("inputResponses must come with the requestState they answer"));
+        return Err(RpcError::invalid_params(
+            "inputResponses must come with the requestState they answer",
+        ));
     }
     let state = seal(&json!({ "tool": tool, "key": need.key }));
     Ok(Asked::InputRequired(json!({
@@ -134,7 +149,10 @@ mod tests {
         let state = json!({ "tool": "test_sampling", "key": "sampling" });
         let token = seal(&state);
         assert_eq!(unseal(&token), Some(state));
-        let forged = format!("{}.0000000000000000", hex_encode(br#"{"tool":"x","key":"y"}"#));
+        let forged = format!(
+            "{}.0000000000000000",
+            hex_encode(br#"{"tool":"x","key":"y"}"#)
+        );
         assert_eq!(unseal(&forged), None);
         assert_eq!(unseal("garbage"), None);
     }

@@ -3,11 +3,11 @@
 use serde_json::{Value, json};
 
 /// A 1×1 red PNG, the image of the conformance fixture.
-pub(crate) const PNG_BASE64: &str =
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+pub(crate) const PNG_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 
 /// A well-formed 46-byte WAV: 8 kHz, 16-bit mono, one silent sample.
-pub(crate) const WAV_BASE64: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQIAAAAAAA==";
+pub(crate) const WAV_BASE64: &str =
+    "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQIAAAAAAA==";
 
 pub(crate) fn text(text: impl Into<String>) -> Value {
     json!({ "type": "text", "text": text.into() })

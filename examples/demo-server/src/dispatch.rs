@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::protocol::{LATEST_LEGACY_VERSION, LEGACY_VERSIONS, LogLevel, MODERN_VERSION, RpcError, meta, meta_field};
+use crate::protocol::{
+    LATEST_LEGACY_VERSION, LEGACY_VERSIONS, LogLevel, MODERN_VERSION, RpcError, meta, meta_field,
+};
 use crate::request::{ModernMeta, Request, RequestEra};
 use crate::session::{Session, SubscriptionFilter};
 use crate::{Era, Options, completion, pagination, prompts, resources, tools};
@@ -44,7 +46,12 @@ pub(crate) async fn handle_request(
     params: Value,
 ) -> Result<Value, RpcError> {
     let era = request_era(&session.opts, method, &params)?;
-    let req = Request { id: id.clone(), params, era, session: session.clone() };
+    let req = Request {
+        id: id.clone(),
+        params,
+        era,
+        session: session.clone(),
+    };
     match req.era {
         RequestEra::Legacy => legacy(&req, method).await,
         RequestEra::Modern(_) => {
@@ -66,12 +73,21 @@ fn request_era(opts: &Options, method: &str, params: &Value) -> Result<RequestEr
     match (opts.era, version) {
         (Era::Legacy, _) => Ok(RequestEra::Legacy),
         (Era::Modern, _) if method == "initialize" => {
-            let requested = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
-            Err(RpcError::unsupported_version(requested, &supported_versions(opts.era)))
+            let requested = params
+                .get("protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            Err(RpcError::unsupported_version(
+                requested,
+                &supported_versions(opts.era),
+            ))
         }
         (_, Some(MODERN_VERSION)) => modern_meta(params),
         (Era::Dual, Some(v)) if LEGACY_VERSIONS.contains(&v) => Ok(RequestEra::Legacy),
-        (_, Some(v)) => Err(RpcError::unsupported_version(v, &supported_versions(opts.era))),
+        (_, Some(v)) => Err(RpcError::unsupported_version(
+            v,
+            &supported_versions(opts.era),
+        )),
         // Discovery is a modern method whatever the client forgot to send.
         (_, None) if method == "server/discover" => modern_meta(params),
         (Era::Dual, None) => Ok(RequestEra::Legacy),
@@ -100,14 +116,14 @@ fn modern_meta(params: &Value) -> Result<RequestEra, RpcError> {
         .unwrap_or_else(|| json!({}));
     let log_level = match meta_field(params, meta::LOG_LEVEL) {
         None => None,
-        Some(level) => Some(
-            level
-                .as_str()
-                .and_then(LogLevel::parse)
-                .ok_or_else(|| RpcError::invalid_params(format!("invalid _meta \"{}\": {level}", meta::LOG_LEVEL)))?,
-        ),
+        Some(level) => Some(level.as_str().and_then(LogLevel::parse).ok_or_else(|| {
+            RpcError::invalid_params(format!("invalid _meta \"{}\": {level}", meta::LOG_LEVEL))
+        })?),
     };
-    Ok(RequestEra::Modern(ModernMeta { client_capabilities, log_level }))
+    Ok(RequestEra::Modern(ModernMeta {
+        client_capabilities,
+        log_level,
+    }))
 }
 
 fn capabilities() -> Value {
@@ -126,8 +142,8 @@ async fn legacy(req: &Request, method: &str) -> Result<Value, RpcError> {
         "ping" => Ok(json!({})),
         "logging/setLevel" => {
             let name = req.str_param("level")?;
-            let level =
-                LogLevel::parse(name).ok_or_else(|| RpcError::invalid_params(format!("unknown log level {name:?}")))?;
+            let level = LogLevel::parse(name)
+                .ok_or_else(|| RpcError::invalid_params(format!("unknown log level {name:?}")))?;
             req.session.set_legacy_log_level(level);
             Ok(json!({}))
         }
@@ -172,8 +188,16 @@ async fn features(req: &Request, method: &str) -> Result<Value, RpcError> {
 
 fn initialize(req: &Request) -> Result<Value, RpcError> {
     let requested = req.str_param("protocolVersion")?;
-    let version = if LEGACY_VERSIONS.contains(&requested) { requested } else { LATEST_LEGACY_VERSION };
-    let client_capabilities = req.params.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+    let version = if LEGACY_VERSIONS.contains(&requested) {
+        requested
+    } else {
+        LATEST_LEGACY_VERSION
+    };
+    let client_capabilities = req
+        .params
+        .get("capabilities")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     req.session.legacy_initialize(client_capabilities);
     tracing::info!(requested, negotiated = version, client = %req.params["clientInfo"], "legacy session initialized");
     Ok(json!({
@@ -215,7 +239,9 @@ fn list_page(req: &Request, field: &str, items: Vec<Value>) -> Result<Value, Rpc
 /// handler set it, e.g. `input_required`), `_meta` serverInfo, and cache
 /// hints on complete results of [`CACHEABLE`] methods.
 fn decorate_modern(opts: &Options, method: &str, mut result: Value) -> Value {
-    let Value::Object(obj) = &mut result else { return result };
+    let Value::Object(obj) = &mut result else {
+        return result;
+    };
     let complete = obj
         .entry("resultType")
         .or_insert_with(|| json!("complete"))
@@ -237,7 +263,10 @@ mod tests {
     use super::*;
 
     fn opts(era: Era) -> Options {
-        Options { era, ..Options::default() }
+        Options {
+            era,
+            ..Options::default()
+        }
     }
 
     fn with_version(version: &str) -> Value {
@@ -247,14 +276,23 @@ mod tests {
     #[test]
     fn dual_mode_picks_the_era_per_request() {
         let dual = opts(Era::Dual);
-        assert!(matches!(request_era(&dual, "tools/list", &json!({})), Ok(RequestEra::Legacy)));
+        assert!(matches!(
+            request_era(&dual, "tools/list", &json!({})),
+            Ok(RequestEra::Legacy)
+        ));
         assert!(matches!(
             request_era(&dual, "tools/list", &with_version(MODERN_VERSION)),
             Ok(RequestEra::Modern(_))
         ));
-        assert!(matches!(request_era(&dual, "tools/list", &with_version("2025-11-25")), Ok(RequestEra::Legacy)));
+        assert!(matches!(
+            request_era(&dual, "tools/list", &with_version("2025-11-25")),
+            Ok(RequestEra::Legacy)
+        ));
         let error = request_era(&dual, "tools/list", &with_version("1900-01-01")).unwrap_err();
-        assert_eq!(error.code, crate::protocol::code::UNSUPPORTED_PROTOCOL_VERSION);
+        assert_eq!(
+            error.code,
+            crate::protocol::code::UNSUPPORTED_PROTOCOL_VERSION
+        );
         assert_eq!(error.data.unwrap()["supported"][0], MODERN_VERSION);
     }
 
@@ -266,8 +304,16 @@ mod tests {
             Ok(RequestEra::Legacy)
         ));
         let modern = opts(Era::Modern);
-        let error = request_era(&modern, "initialize", &json!({ "protocolVersion": "2025-11-25" })).unwrap_err();
-        assert_eq!(error.code, crate::protocol::code::UNSUPPORTED_PROTOCOL_VERSION);
+        let error = request_era(
+            &modern,
+            "initialize",
+            &json!({ "protocolVersion": "2025-11-25" }),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.code,
+            crate::protocol::code::UNSUPPORTED_PROTOCOL_VERSION
+        );
         assert_eq!(error.data.unwrap()["supported"], json!([MODERN_VERSION]));
         assert!(request_era(&modern, "ping", &json!({})).is_err());
     }
@@ -279,7 +325,10 @@ mod tests {
         assert_eq!(listed["resultType"], "complete");
         assert_eq!(listed["ttlMs"], 60_000);
         assert_eq!(listed["cacheScope"], "public");
-        assert_eq!(listed["_meta"][meta::SERVER_INFO]["name"], "switchyard-demo");
+        assert_eq!(
+            listed["_meta"][meta::SERVER_INFO]["name"],
+            "switchyard-demo"
+        );
         let called = decorate_modern(&o, "tools/call", json!({ "resultType": "input_required" }));
         assert_eq!(called["resultType"], "input_required");
         assert!(called.get("ttlMs").is_none());

@@ -165,7 +165,9 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String>
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
             _ => (arg.clone(), None),
         };
         if flag == "-h" || flag == "--help" {
@@ -180,8 +182,9 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String>
         match flag.as_str() {
             "--era" => {
                 let text = value()?;
-                opts.era = Era::parse(&text)
-                    .ok_or_else(|| format!("--era: expected legacy, modern or dual, got {text:?}"))?;
+                opts.era = Era::parse(&text).ok_or_else(|| {
+                    format!("--era: expected legacy, modern or dual, got {text:?}")
+                })?;
             }
             "--page-size" => {
                 let n: usize = parse_number("--page-size", &value()?)?;
@@ -251,7 +254,16 @@ mod tests {
 
     #[test]
     fn flags_in_both_forms() {
-        let opts = parse(&["--era", "legacy", "--page-size=2", "--name", "a", "--watch-interval-ms", "0"]).unwrap();
+        let opts = parse(&[
+            "--era",
+            "legacy",
+            "--page-size=2",
+            "--name",
+            "a",
+            "--watch-interval-ms",
+            "0",
+        ])
+        .unwrap();
         assert_eq!(opts.era, Era::Legacy);
         assert_eq!(opts.page_size, Some(2));
         assert_eq!(opts.name, "a");
@@ -261,8 +273,16 @@ mod tests {
     #[test]
     fn errors_name_the_flag() {
         assert!(parse(&["--era", "x"]).unwrap_err().contains("--era"));
-        assert!(parse(&["--page-size", "0"]).unwrap_err().contains("--page-size"));
-        assert!(parse(&["--page-size"]).unwrap_err().contains("needs a value"));
+        assert!(
+            parse(&["--page-size", "0"])
+                .unwrap_err()
+                .contains("--page-size")
+        );
+        assert!(
+            parse(&["--page-size"])
+                .unwrap_err()
+                .contains("needs a value")
+        );
         assert!(parse(&["--bogus"]).unwrap_err().contains("--bogus"));
         assert_eq!(parse(&["--help"]).unwrap_err(), USAGE);
     }

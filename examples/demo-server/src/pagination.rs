@@ -14,17 +14,27 @@ pub(crate) struct Page {
 }
 
 /// The page of `items` that `cursor` points at (the first page without one).
-pub(crate) fn page(list: &str, items: Vec<Value>, cursor: Option<&str>, page_size: Option<usize>) -> Result<Page, RpcError> {
+pub(crate) fn page(
+    list: &str,
+    items: Vec<Value>,
+    cursor: Option<&str>,
+    page_size: Option<usize>,
+) -> Result<Page, RpcError> {
     let start = match cursor {
         None => 0,
-        Some(cursor) => decode(list, cursor).ok_or_else(|| RpcError::invalid_params(format!("invalid cursor for {list}")))?,
+        Some(cursor) => decode(list, cursor)
+            .ok_or_else(|| RpcError::invalid_params(format!("invalid cursor for {list}")))?,
     };
     let end = match page_size {
         Some(size) => start.saturating_add(size).min(items.len()),
         None => items.len(),
     };
     let next_cursor = (end < items.len()).then(|| encode(list, end));
-    let items = items.into_iter().skip(start).take(end.saturating_sub(start)).collect();
+    let items = items
+        .into_iter()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .collect();
     Ok(Page { items, next_cursor })
 }
 

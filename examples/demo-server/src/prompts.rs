@@ -9,15 +9,28 @@ use crate::protocol::RpcError;
 use crate::request::Request;
 
 /// `(name, title, description, [(argument, description)])`; every argument is required.
-type PromptSpec = (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)]);
+type PromptSpec = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 const PROMPTS: &[PromptSpec] = &[
-    ("test_simple_prompt", "Simple Test Prompt", "A simple prompt without arguments", &[]),
+    (
+        "test_simple_prompt",
+        "Simple Test Prompt",
+        "A simple prompt without arguments",
+        &[],
+    ),
     (
         "test_prompt_with_arguments",
         "Prompt With Arguments",
         "A prompt with required arguments",
-        &[("arg1", "First test argument"), ("arg2", "Second test argument")],
+        &[
+            ("arg1", "First test argument"),
+            ("arg2", "Second test argument"),
+        ],
     ),
     (
         "test_prompt_with_embedded_resource",
@@ -25,8 +38,18 @@ const PROMPTS: &[PromptSpec] = &[
         "A prompt that includes an embedded resource",
         &[("resourceUri", "URI of the resource to embed")],
     ),
-    ("test_prompt_with_image", "Prompt With Image", "A prompt that includes image content", &[]),
-    ("greet", "Greeting", "Asks the model to greet someone by name", &[("name", "Who to greet")]),
+    (
+        "test_prompt_with_image",
+        "Prompt With Image",
+        "A prompt that includes image content",
+        &[],
+    ),
+    (
+        "greet",
+        "Greeting",
+        "Asks the model to greet someone by name",
+        &[("name", "Who to greet")],
+    ),
 ];
 
 /// The `prompts/list` entries.
@@ -57,10 +80,9 @@ pub(crate) fn get(req: &Request) -> Result<Value, RpcError> {
         Some(_) => return Err(RpcError::invalid_params("`arguments` must be an object")),
     };
     let arg = |key: &str| -> Result<&str, RpcError> {
-        given
-            .get(key)
-            .and_then(Value::as_str)
-            .ok_or_else(|| RpcError::invalid_params(format!("prompt {name} needs the string argument `{key}`")))
+        given.get(key).and_then(Value::as_str).ok_or_else(|| {
+            RpcError::invalid_params(format!("prompt {name} needs the string argument `{key}`"))
+        })
     };
     for (key, _) in spec.3 {
         arg(key)?;
@@ -74,11 +96,20 @@ pub(crate) fn get(req: &Request) -> Result<Value, RpcError> {
             arg("arg2")?
         )))],
         "test_prompt_with_embedded_resource" => vec![
-            user(embedded_text(arg("resourceUri")?, "text/plain", "Embedded resource content for testing.")),
+            user(embedded_text(
+                arg("resourceUri")?,
+                "text/plain",
+                "Embedded resource content for testing.",
+            )),
             user(text("Please process the embedded resource above.")),
         ],
-        "test_prompt_with_image" => vec![user(png()), user(text("Please analyze the image above."))],
-        "greet" => vec![user(text(format!("Please greet {} warmly, in one sentence.", arg("name")?)))],
+        "test_prompt_with_image" => {
+            vec![user(png()), user(text("Please analyze the image above."))]
+        }
+        "greet" => vec![user(text(format!(
+            "Please greet {} warmly, in one sentence.",
+            arg("name")?
+        )))],
         _ => unreachable!("every prompt in PROMPTS has a body"),
     };
     Ok(json!({ "description": spec.2, "messages": messages }))

@@ -57,7 +57,11 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), data: None }
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     pub fn with_data(mut self, data: Value) -> Self {
@@ -74,7 +78,10 @@ impl RpcError {
     }
 
     pub fn method_not_found(method: &str) -> Self {
-        Self::new(code::METHOD_NOT_FOUND, format!("Method not found: {method}"))
+        Self::new(
+            code::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+        )
     }
 
     pub fn invalid_params(detail: impl Into<String>) -> Self {
@@ -87,8 +94,11 @@ impl RpcError {
 
     /// `UnsupportedProtocolVersionError`: `data.supported` tells the client what to retry with.
     pub fn unsupported_version(requested: &str, supported: &[&str]) -> Self {
-        Self::new(code::UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version")
-            .with_data(json!({ "supported": supported, "requested": requested }))
+        Self::new(
+            code::UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+        )
+        .with_data(json!({ "supported": supported, "requested": requested }))
     }
 
     /// `MissingRequiredClientCapabilityError` for one top-level capability (e.g. `sampling`).
@@ -115,11 +125,18 @@ impl RpcError {
 #[derive(Debug, PartialEq)]
 pub enum Incoming {
     /// A request: must be answered with the same `id` (unless cancelled).
-    Request { id: Value, method: String, params: Value },
+    Request {
+        id: Value,
+        method: String,
+        params: Value,
+    },
     /// A notification: never answered.
     Notification { method: String, params: Value },
     /// The client's answer to a request this server sent (legacy sampling/elicitation).
-    Response { id: Value, outcome: Result<Value, Value> },
+    Response {
+        id: Value,
+        outcome: Result<Value, Value>,
+    },
     /// Valid JSON that is not a JSON-RPC message we accept; answered with -32600.
     Invalid { id: Value, reason: String },
 }
@@ -132,7 +149,10 @@ pub fn classify(message: Value) -> Incoming {
         } else {
             "a JSON-RPC message must be an object"
         };
-        return Incoming::Invalid { id: Value::Null, reason: reason.into() };
+        return Incoming::Invalid {
+            id: Value::Null,
+            reason: reason.into(),
+        };
     };
     let id = obj.remove("id");
     let params = obj.remove("params").unwrap_or(Value::Null);
@@ -242,7 +262,7 @@ pub fn hex_encode(bytes: &[u8]) -> String {
 }
 
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -271,7 +291,10 @@ mod tests {
         ));
         assert!(matches!(
             classify(json!({"jsonrpc":"2.0","id":"s-1","error":{"code":1,"message":"x"}})),
-            Incoming::Response { outcome: Err(_), .. }
+            Incoming::Response {
+                outcome: Err(_),
+                ..
+            }
         ));
         assert!(matches!(classify(json!([1, 2])), Incoming::Invalid { .. }));
         assert!(matches!(

@@ -53,12 +53,16 @@ impl Request {
 
     /// `_meta.progressToken`, present when the client wants progress notifications.
     pub fn progress_token(&self) -> Option<&Value> {
-        self.params.get("_meta").and_then(|meta| meta.get("progressToken"))
+        self.params
+            .get("_meta")
+            .and_then(|meta| meta.get("progressToken"))
     }
 
     /// Sends `notifications/progress` if the client asked for progress.
     pub fn progress(&self, progress: u64, total: Option<u64>, message: Option<String>) {
-        let Some(token) = self.progress_token() else { return };
+        let Some(token) = self.progress_token() else {
+            return;
+        };
         let mut params = json!({ "progressToken": token, "progress": progress });
         if let Some(total) = total {
             params["total"] = json!(total);

@@ -84,7 +84,9 @@ pub(crate) fn read(req: &Request) -> Result<Value, RpcError> {
             "mimeType": "text/plain",
             "text": "This is the content of the static text resource.",
         }),
-        "test://static-binary" => json!({ "uri": uri, "mimeType": "image/png", "blob": PNG_BASE64 }),
+        "test://static-binary" => {
+            json!({ "uri": uri, "mimeType": "image/png", "blob": PNG_BASE64 })
+        }
         WATCHED_URI => json!({
             "uri": uri,
             "mimeType": "text/plain",
@@ -109,12 +111,18 @@ pub(crate) fn read(req: &Request) -> Result<Value, RpcError> {
 
 /// The `{id}` of a URI matching `test://template/{id}/data`.
 fn template_id(uri: &str) -> Option<&str> {
-    let id = uri.strip_prefix(TEMPLATE_PREFIX)?.strip_suffix(TEMPLATE_SUFFIX)?;
+    let id = uri
+        .strip_prefix(TEMPLATE_PREFIX)?
+        .strip_suffix(TEMPLATE_SUFFIX)?;
     (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
 fn not_found(req: &Request, uri: &str) -> RpcError {
-    let code = if req.is_modern() { code::INVALID_PARAMS } else { code::RESOURCE_NOT_FOUND };
+    let code = if req.is_modern() {
+        code::INVALID_PARAMS
+    } else {
+        code::RESOURCE_NOT_FOUND
+    };
     RpcError::new(code, format!("Resource not found: {uri}")).with_data(json!({ "uri": uri }))
 }
 

@@ -61,7 +61,10 @@ where
         }
     }
 
-    tracing::info!(in_flight = tasks.len(), "input closed; finishing in-flight requests");
+    tracing::info!(
+        in_flight = tasks.len(),
+        "input closed; finishing in-flight requests"
+    );
     session.shutdown();
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
@@ -80,7 +83,10 @@ where
 }
 
 /// Writes queued lines, batching whatever is already queued into one write and flush.
-async fn write_lines<W: AsyncWrite + Unpin>(mut output: W, mut lines: mpsc::UnboundedReceiver<String>) {
+async fn write_lines<W: AsyncWrite + Unpin>(
+    mut output: W,
+    mut lines: mpsc::UnboundedReceiver<String>,
+) {
     const BATCH_BYTES: usize = 64 * 1024;
     while let Some(mut batch) = lines.recv().await {
         while batch.len() < BATCH_BYTES {
@@ -121,7 +127,9 @@ pub(crate) struct SubscriptionFilter {
 
 impl SubscriptionFilter {
     pub fn from_json(value: &Value) -> Result<Self, String> {
-        let obj = value.as_object().ok_or("`notifications` must be an object")?;
+        let obj = value
+            .as_object()
+            .ok_or("`notifications` must be an object")?;
         let flag = |key: &str| match obj.get(key) {
             None => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
@@ -243,7 +251,9 @@ impl Session {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking task cannot leave the maps half-updated in a way that
         // matters more than stopping the server would, so keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues one message as one line.
@@ -266,21 +276,35 @@ impl Session {
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(%error, "unparsable input line");
-                self.send(&protocol::error_response(&Value::Null, &RpcError::parse_error(error)));
+                self.send(&protocol::error_response(
+                    &Value::Null,
+                    &RpcError::parse_error(error),
+                ));
                 return;
             }
         };
         match protocol::classify(message) {
-            Incoming::Request { id, method, params } => self.start_request(tasks, id, method, params),
+            Incoming::Request { id, method, params } => {
+                self.start_request(tasks, id, method, params)
+            }
             Incoming::Notification { method, params } => self.on_notification(&method, &params),
             Incoming::Response { id, outcome } => self.on_client_response(&id, outcome),
             Incoming::Invalid { id, reason } => {
-                self.send(&protocol::error_response(&id, &RpcError::invalid_request(reason)));
+                self.send(&protocol::error_response(
+                    &id,
+                    &RpcError::invalid_request(reason),
+                ));
             }
         }
     }
 
-    fn start_request(self: &Arc<Self>, tasks: &mut JoinSet<()>, id: Value, method: String, params: Value) {
+    fn start_request(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        id: Value,
+        method: String,
+        params: Value,
+    ) {
         tracing::debug!(%id, %method, "request");
         let key = id_key(&id);
         // Hold the lock across the spawn so the task cannot finish (and look
@@ -288,7 +312,9 @@ impl Session {
         let mut state = self.lock();
         if state.in_flight.contains_key(&key) {
             drop(state);
-            let error = RpcError::invalid_request(format!("request id {id} is already in use by a request in flight"));
+            let error = RpcError::invalid_request(format!(
+                "request id {id} is already in use by a request in flight"
+            ));
             self.send(&protocol::error_response(&id, &error));
             return;
         }
@@ -303,7 +329,13 @@ impl Session {
     }
 
     /// Sends the response unless the request was cancelled meanwhile.
-    fn finish_request(&self, key: &str, generation: u64, id: &Value, outcome: Result<Value, RpcError>) {
+    fn finish_request(
+        &self,
+        key: &str,
+        generation: u64,
+        id: &Value,
+        outcome: Result<Value, RpcError>,
+    ) {
         let mut state = self.lock();
         match state.in_flight.get(key) {
             Some(entry) if entry.generation == generation => {
@@ -359,22 +391,38 @@ impl Session {
     /// Ids are `"s-1"`, `"s-2"`, … so they can never be mistaken for the
     /// client's own ids. If the waiting request is cancelled or times out, the
     /// client is told with `notifications/cancelled`.
-    pub async fn request_client(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, RpcError> {
+    pub async fn request_client(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, RpcError> {
         let n = self.next_outgoing_id.fetch_add(1, Ordering::Relaxed);
         let id = Value::String(format!("s-{n}"));
         let (answer_tx, answer_rx) = oneshot::channel();
         self.lock().outgoing.insert(id_key(&id), answer_tx);
-        let _pending = PendingClientRequest { session: self, id: id.clone() };
+        let _pending = PendingClientRequest {
+            session: self,
+            id: id.clone(),
+        };
         self.send(&protocol::request(&id, method, params));
 
         match tokio::time::timeout(timeout, answer_rx).await {
             Ok(Ok(Ok(result))) => Ok(result),
             Ok(Ok(Err(error))) => {
-                let code = error.get("code").and_then(Value::as_i64).unwrap_or(protocol::code::INTERNAL_ERROR);
-                let message = error.get("message").and_then(Value::as_str).unwrap_or("client error");
+                let code = error
+                    .get("code")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(protocol::code::INTERNAL_ERROR);
+                let message = error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("client error");
                 Err(RpcError::new(code, message.to_owned()))
             }
-            Ok(Err(_)) => Err(RpcError::internal("the client connection closed before it answered")),
+            Ok(Err(_)) => Err(RpcError::internal(
+                "the client connection closed before it answered",
+            )),
             Err(_) => Err(RpcError::internal(format!(
                 "the client did not answer {method} within {} s",
                 timeout.as_secs()
@@ -386,7 +434,11 @@ impl Session {
     /// streams get their closing result, and requests waiting on the client fail.
     fn shutdown(&self) {
         let mut state = self.lock();
-        let ids: Vec<Value> = state.listens.values().map(|listen| listen.id.clone()).collect();
+        let ids: Vec<Value> = state
+            .listens
+            .values()
+            .map(|listen| listen.id.clone())
+            .collect();
         let listens: Vec<(Value, Option<InFlight>)> = ids
             .into_iter()
             .map(|id| {
@@ -454,7 +506,13 @@ impl Session {
             "notifications/subscriptions/acknowledged",
             json!({ "_meta": { meta::SUBSCRIPTION_ID: id }, "notifications": filter.to_json() }),
         );
-        state.listens.insert(key.clone(), Listen { id: id.clone(), filter });
+        state.listens.insert(
+            key.clone(),
+            Listen {
+                id: id.clone(),
+                filter,
+            },
+        );
         ListenGuard { session: self, key }
     }
 
@@ -462,7 +520,10 @@ impl Session {
     pub fn is_watched(&self, uri: &str) -> bool {
         let state = self.lock();
         state.legacy.subscriptions.contains(uri)
-            || state.listens.values().any(|listen| listen.filter.wants(Change::ResourceUpdated(uri)))
+            || state
+                .listens
+                .values()
+                .any(|listen| listen.filter.wants(Change::ResourceUpdated(uri)))
     }
 
     /// Tells everyone who asked about `change`: the legacy session with a plain
@@ -473,7 +534,9 @@ impl Session {
             Change::ToolsListChanged => ("notifications/tools/list_changed", json!({})),
             Change::PromptsListChanged => ("notifications/prompts/list_changed", json!({})),
             Change::ResourcesListChanged => ("notifications/resources/list_changed", json!({})),
-            Change::ResourceUpdated(uri) => ("notifications/resources/updated", json!({ "uri": uri })),
+            Change::ResourceUpdated(uri) => {
+                ("notifications/resources/updated", json!({ "uri": uri }))
+            }
         };
         let state = self.lock();
         let mut sent = 0;
@@ -488,7 +551,11 @@ impl Session {
             self.notify(method, params.clone());
             sent += 1;
         }
-        for listen in state.listens.values().filter(|listen| listen.filter.wants(change)) {
+        for listen in state
+            .listens
+            .values()
+            .filter(|listen| listen.filter.wants(change))
+        {
             let mut tagged = params.clone();
             tagged["_meta"] = json!({ meta::SUBSCRIPTION_ID: listen.id });
             self.notify(method, tagged);
@@ -543,7 +610,12 @@ struct PendingClientRequest<'a> {
 
 impl Drop for PendingClientRequest<'_> {
     fn drop(&mut self) {
-        let still_pending = self.session.lock().outgoing.remove(&id_key(&self.id)).is_some();
+        let still_pending = self
+            .session
+            .lock()
+            .outgoing
+            .remove(&id_key(&self.id))
+            .is_some();
         if still_pending {
             self.session.notify(
                 "notifications/cancelled",

@@ -23,10 +23,26 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
     let no_args = json!({ "type": "object", "properties": {} });
     vec![
         // ----- conformance fixture -----
-        ("test_simple_text", "Tests simple text content response", no_args.clone()),
-        ("test_image_content", "Tests image content response", no_args.clone()),
-        ("test_audio_content", "Tests audio content response", no_args.clone()),
-        ("test_embedded_resource", "Tests embedded resource content response", no_args.clone()),
+        (
+            "test_simple_text",
+            "Tests simple text content response",
+            no_args.clone(),
+        ),
+        (
+            "test_image_content",
+            "Tests image content response",
+            no_args.clone(),
+        ),
+        (
+            "test_audio_content",
+            "Tests audio content response",
+            no_args.clone(),
+        ),
+        (
+            "test_embedded_resource",
+            "Tests embedded resource content response",
+            no_args.clone(),
+        ),
         (
             "test_multiple_content_types",
             "Tests response with multiple content types (text, image, resource)",
@@ -42,7 +58,11 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
             "Tests tool that reports progress notifications",
             no_args.clone(),
         ),
-        ("test_error_handling", "Tests error response handling", no_args.clone()),
+        (
+            "test_error_handling",
+            "Tests error response handling",
+            no_args.clone(),
+        ),
         (
             "test_reconnection",
             "Tests SSE stream disconnection and client reconnection (SEP-1699); over stdio it simply answers after 100 ms",
@@ -93,7 +113,11 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
             }),
         ),
         // ----- demo and test tools -----
-        ("echo", "Echoes the message back as \"Echo: {message}\"", echo_schema()),
+        (
+            "echo",
+            "Echoes the message back as \"Echo: {message}\"",
+            echo_schema(),
+        ),
         (
             "add",
             "Adds two numbers",
@@ -148,7 +172,11 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
                 "required": ["list"],
             }),
         ),
-        ("crash", "Exits the server process at once with status 3, without answering", no_args.clone()),
+        (
+            "crash",
+            "Exits the server process at once with status 3, without answering",
+            no_args.clone(),
+        ),
         (
             "log_to_stderr",
             "Writes the text to the server's stderr",
@@ -211,7 +239,9 @@ pub(crate) async fn call(req: &Request) -> Result<Value, RpcError> {
 
 async fn run(req: &Request, name: &str, args: &Value) -> Result<Value, Failure> {
     let result = match name {
-        "test_simple_text" => tool_result(vec![text("This is a simple text response for testing.")]),
+        "test_simple_text" => {
+            tool_result(vec![text("This is a simple text response for testing.")])
+        }
         "test_image_content" => tool_result(vec![png()]),
         "test_audio_content" => tool_result(vec![wav()]),
         "test_embedded_resource" => tool_result(vec![embedded_text(
@@ -248,7 +278,14 @@ async fn run(req: &Request, name: &str, args: &Value) -> Result<Value, Failure> 
                 },
                 "required": ["username", "email"],
             });
-            elicit(req, name, str_arg(args, "message")?, schema, "User response").await?
+            elicit(
+                req,
+                name,
+                str_arg(args, "message")?,
+                schema,
+                "User response",
+            )
+            .await?
         }
         "test_elicitation_sep1034_defaults" => {
             let schema = json!({
@@ -320,7 +357,9 @@ async fn run(req: &Request, name: &str, args: &Value) -> Result<Value, Failure> 
             let message = "Please select options from the enum fields";
             elicit(req, name, message, schema, "Elicitation completed").await?
         }
-        "json_schema_2020_12_tool" => tool_result(vec![text(format!("JSON Schema 2020-12 tool called with: {args}"))]),
+        "json_schema_2020_12_tool" => tool_result(vec![text(format!(
+            "JSON Schema 2020-12 tool called with: {args}"
+        ))]),
         "echo" => echo(args)?,
         "add" => add(args)?,
         "slow" => slow(req, args).await?,
@@ -343,7 +382,11 @@ async fn run(req: &Request, name: &str, args: &Value) -> Result<Value, Failure> 
                 "tools" => Change::ToolsListChanged,
                 "prompts" => Change::PromptsListChanged,
                 "resources" => Change::ResourcesListChanged,
-                other => return Err(Failure::Tool(format!("unknown list {other:?}: use tools, prompts or resources"))),
+                other => {
+                    return Err(Failure::Tool(format!(
+                        "unknown list {other:?}: use tools, prompts or resources"
+                    )));
+                }
             };
             let notified = req.session.announce(change);
             json!({
@@ -382,7 +425,11 @@ async fn with_progress(req: &Request) -> Value {
         if i > 0 {
             sleep_ms(50).await;
         }
-        req.progress(progress, Some(100), Some(format!("Completed step {progress} of 100")));
+        req.progress(
+            progress,
+            Some(100),
+            Some(format!("Completed step {progress} of 100")),
+        );
     }
     let reply = match req.progress_token() {
         Some(Value::String(token)) => token.clone(),
@@ -406,8 +453,15 @@ async fn sampling(req: &Request, tool: &str, prompt: &str) -> Result<Value, Fail
         Asked::Answered(result) => {
             // 2025-11-25 lets `content` be one block or an array of blocks.
             let content = &result["content"];
-            let first = if content.is_array() { &content[0] } else { content };
-            let reply = first.get("text").and_then(Value::as_str).unwrap_or("No response");
+            let first = if content.is_array() {
+                &content[0]
+            } else {
+                content
+            };
+            let reply = first
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("No response");
             tool_result(vec![text(format!("LLM response: {reply}"))])
         }
         Asked::Failed(reason) => tool_error(format!("Sampling not supported or error: {reason}")),
@@ -417,7 +471,13 @@ async fn sampling(req: &Request, tool: &str, prompt: &str) -> Result<Value, Fail
 
 /// Asks the user through `elicitation/create` (form mode) and reports
 /// `"{label}: action=…, content=…"`.
-async fn elicit(req: &Request, tool: &str, message: &str, schema: Value, label: &str) -> Result<Value, Failure> {
+async fn elicit(
+    req: &Request,
+    tool: &str,
+    message: &str,
+    schema: Value,
+    label: &str,
+) -> Result<Value, Failure> {
     let need = InputNeed {
         key: "elicitation",
         method: "elicitation/create",
@@ -426,17 +486,27 @@ async fn elicit(req: &Request, tool: &str, message: &str, schema: Value, label: 
     };
     Ok(match client_input::ask(req, tool, need).await? {
         Asked::Answered(result) => {
-            let action = result.get("action").and_then(Value::as_str).unwrap_or("unknown");
+            let action = result
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
             let content = result.get("content").cloned().unwrap_or_else(|| json!({}));
-            tool_result(vec![text(format!("{label}: action={action}, content={content}"))])
+            tool_result(vec![text(format!(
+                "{label}: action={action}, content={content}"
+            ))])
         }
-        Asked::Failed(reason) => tool_error(format!("Elicitation not supported or error: {reason}")),
+        Asked::Failed(reason) => {
+            tool_error(format!("Elicitation not supported or error: {reason}"))
+        }
         Asked::InputRequired(result) => result,
     })
 }
 
 fn echo(args: &Value) -> Result<Value, Failure> {
-    Ok(tool_result(vec![content::text(format!("Echo: {}", str_arg(args, "message")?))]))
+    Ok(tool_result(vec![content::text(format!(
+        "Echo: {}",
+        str_arg(args, "message")?
+    ))]))
 }
 
 fn add(args: &Value) -> Result<Value, Failure> {
@@ -446,7 +516,8 @@ fn add(args: &Value) -> Result<Value, Failure> {
         (Some(a), Some(b)) if a.checked_add(b).is_some() => Number::from(a + b),
         _ => {
             let sum = a.as_f64().unwrap_or(f64::NAN) + b.as_f64().unwrap_or(f64::NAN);
-            Number::from_f64(sum).ok_or_else(|| Failure::Tool("the sum is not a finite number".into()))?
+            Number::from_f64(sum)
+                .ok_or_else(|| Failure::Tool("the sum is not a finite number".into()))?
         }
     };
     Ok(json!({ "content": [text(sum.to_string())], "structuredContent": { "sum": sum } }))
@@ -492,7 +563,11 @@ fn set_tools(req: &Request, args: &Value) -> Result<Value, Failure> {
     }
     req.session.set_extra_tools(extra.clone());
     let notified = req.session.announce(Change::ToolsListChanged);
-    let listing = if extra.is_empty() { "(none)".to_owned() } else { extra.join(", ") };
+    let listing = if extra.is_empty() {
+        "(none)".to_owned()
+    } else {
+        extra.join(", ")
+    };
     Ok(json!({
         "content": [text(format!("extra tools: {listing}"))],
         "structuredContent": { "extra": extra, "notified": notified },
@@ -523,9 +598,9 @@ fn number_arg<'a>(args: &'a Value, key: &str) -> Result<&'a Number, Failure> {
 fn u64_arg(args: &Value, key: &str, default: u64) -> Result<u64, Failure> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(default),
-        Some(value) => value
-            .as_u64()
-            .ok_or_else(|| Failure::Tool(format!("argument `{key}` must be a non-negative integer"))),
+        Some(value) => value.as_u64().ok_or_else(|| {
+            Failure::Tool(format!("argument `{key}` must be a non-negative integer"))
+        }),
     }
 }
 

@@ -93,7 +93,10 @@ mod tests {
     use super::*;
 
     fn vars() -> HashMap<String, String> {
-        HashMap::from([("A".to_owned(), "1".to_owned()), ("EMPTY".to_owned(), String::new())])
+        HashMap::from([
+            ("A".to_owned(), "1".to_owned()),
+            ("EMPTY".to_owned(), String::new()),
+        ])
     }
 
     #[test]
@@ -110,9 +113,23 @@ mod tests {
     #[test]
     fn errors_name_the_variable() {
         let v = vars();
-        assert_eq!(interpolate("${NOPE}", &v), Err(InterpError::Unset("NOPE".into())));
-        assert!(interpolate("${NOPE}", &v).unwrap_err().to_string().contains("`NOPE`"));
-        assert!(matches!(interpolate("${A", &v), Err(InterpError::Unterminated(_))));
-        assert!(matches!(interpolate("${a-b}", &v), Err(InterpError::BadName(_))));
+        assert_eq!(
+            interpolate("${NOPE}", &v),
+            Err(InterpError::Unset("NOPE".into()))
+        );
+        assert!(
+            interpolate("${NOPE}", &v)
+                .unwrap_err()
+                .to_string()
+                .contains("`NOPE`")
+        );
+        assert!(matches!(
+            interpolate("${A", &v),
+            Err(InterpError::Unterminated(_))
+        ));
+        assert!(matches!(
+            interpolate("${a-b}", &v),
+            Err(InterpError::BadName(_))
+        ));
     }
 }

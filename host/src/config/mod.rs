@@ -20,8 +20,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use interp::{ProcessEnv, Vars};
 pub use model::{
-    Config, OriginPolicy, RoutePath, RouteSpec, ServerConfig, Transport, UpstreamName,
-    UpstreamSpec,
+    Config, OriginPolicy, RoutePath, RouteSpec, ServerConfig, Transport, UpstreamName, UpstreamSpec,
 };
 
 /// The top-level tables the environment may set (`SWITCHYARD_SERVER__…`).
@@ -78,8 +77,8 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
 /// Validates a TOML document as if it were the file `origin`, with `vars`
 /// for interpolation and no environment layer (for tests and tools).
 pub fn from_toml_str(toml: &str, origin: &Path, vars: &dyn Vars) -> Result<Config, ConfigError> {
-    let figment = Figment::from(Serialized::defaults(raw::RawConfig::default()))
-        .merge(Toml::string(toml));
+    let figment =
+        Figment::from(Serialized::defaults(raw::RawConfig::default())).merge(Toml::string(toml));
     validate_figment(&figment, Some(origin), vars)
 }
 
@@ -151,7 +150,8 @@ fn validate(
     let mut seen = HashSet::new();
     for (i, r) in raw.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
-        let path = RoutePath::parse(&r.path).map_err(|e| invalid(format!("{key}.path"), &r.path, e))?;
+        let path =
+            RoutePath::parse(&r.path).map_err(|e| invalid(format!("{key}.path"), &r.path, e))?;
         if !seen.insert(path.clone()) {
             return Err(invalid(
                 format!("{key}.path"),
@@ -221,7 +221,10 @@ fn validate(
     })
 }
 
-fn validate_server(s: &raw::RawServer, invalid: &InvalidFn<'_>) -> Result<ServerConfig, ConfigError> {
+fn validate_server(
+    s: &raw::RawServer,
+    invalid: &InvalidFn<'_>,
+) -> Result<ServerConfig, ConfigError> {
     let listen = s.listen.parse().map_err(|_| {
         invalid(
             "server.listen".into(),
@@ -244,7 +247,12 @@ fn validate_server(s: &raw::RawServer, invalid: &InvalidFn<'_>) -> Result<Server
                 ));
             }
         }
-        OriginPolicy::List(s.allowed_origins.iter().map(|o| o.to_ascii_lowercase()).collect())
+        OriginPolicy::List(
+            s.allowed_origins
+                .iter()
+                .map(|o| o.to_ascii_lowercase())
+                .collect(),
+        )
     };
     if s.max_body_bytes == 0 {
         return Err(invalid(
@@ -256,7 +264,11 @@ fn validate_server(s: &raw::RawServer, invalid: &InvalidFn<'_>) -> Result<Server
     Ok(ServerConfig {
         listen,
         allowed_origins,
-        allowed_hosts: s.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        allowed_hosts: s
+            .allowed_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
         max_body_bytes: usize::try_from(s.max_body_bytes).unwrap_or(usize::MAX),
         shutdown_grace: duration(&s.shutdown_grace, "server.shutdown_grace", invalid)?,
         session_idle_timeout: duration(
@@ -276,7 +288,8 @@ fn validate_upstream(
     invalid: &InvalidFn<'_>,
 ) -> Result<UpstreamSpec, ConfigError> {
     let interp = |field: &str, v: &str| {
-        interp::interpolate(v, vars).map_err(|e| invalid(format!("{key}.{field}"), &v, e.to_string()))
+        interp::interpolate(v, vars)
+            .map_err(|e| invalid(format!("{key}.{field}"), &v, e.to_string()))
     };
     let transport = match (&up.command, &up.url) {
         (Some(command), None) => {
@@ -289,7 +302,11 @@ fn validate_upstream(
             }
             let command = interp("command", command)?;
             if command.trim().is_empty() {
-                return Err(invalid(format!("{key}.command"), &command, "must not be empty".into()));
+                return Err(invalid(
+                    format!("{key}.command"),
+                    &command,
+                    "must not be empty".into(),
+                ));
             }
             let args = up
                 .args
@@ -315,7 +332,12 @@ fn validate_upstream(
                 }
                 None => None,
             };
-            Transport::Stdio { command, args, env, cwd }
+            Transport::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            }
         }
         (None, Some(url)) => {
             for (field, set) in [
@@ -336,13 +358,21 @@ fn validate_upstream(
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
                 .ok_or_else(|| {
-                    invalid(format!("{key}.url"), &text, "expected an http:// or https:// URL".into())
+                    invalid(
+                        format!("{key}.url"),
+                        &text,
+                        "expected an http:// or https:// URL".into(),
+                    )
                 })?;
             let mut headers = Vec::with_capacity(up.headers.len());
             for (k, v) in &up.headers {
                 let value = interp(&format!("headers.{k}"), v)?;
                 if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                    return Err(invalid(format!("{key}.headers"), k, "not a valid HTTP header name".into()));
+                    return Err(invalid(
+                        format!("{key}.headers"),
+                        k,
+                        "not a valid HTTP header name".into(),
+                    ));
                 }
                 if reqwest::header::HeaderValue::from_str(&value).is_err() {
                     return Err(invalid(
@@ -374,17 +404,29 @@ fn validate_upstream(
         Some(t) => duration(t, &format!("{key}.timeout"), invalid)?,
         None => DEFAULT_UPSTREAM_TIMEOUT,
     };
-    Ok(UpstreamSpec { name, transport, timeout })
+    Ok(UpstreamSpec {
+        name,
+        transport,
+        timeout,
+    })
 }
 
-fn duration(d: &raw::Duration, key: &str, invalid: &InvalidFn<'_>) -> Result<Duration, ConfigError> {
+fn duration(
+    d: &raw::Duration,
+    key: &str,
+    invalid: &InvalidFn<'_>,
+) -> Result<Duration, ConfigError> {
     let parsed = match d {
         raw::Duration::Seconds(s) => Ok(Duration::from_secs(*s)),
         raw::Duration::Text(t) => humantime::parse_duration(t).map_err(|e| e.to_string()),
     };
     match parsed {
         Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(invalid(key.to_owned(), d, "must be longer than zero".into())),
+        Ok(_) => Err(invalid(
+            key.to_owned(),
+            d,
+            "must be longer than zero".into(),
+        )),
         Err(e) => Err(invalid(
             key.to_owned(),
             d,
@@ -455,15 +497,36 @@ mod tests {
     #[test]
     fn errors_name_file_key_and_value() {
         let cases = [
-            ("[server]\nlisten = \"nowhere\"", "`server.listen` = \"nowhere\""),
-            ("[server]\nlisen = \"x\"", "`server`"),
-            ("[upstreams.a]\ncommand = \"x\"\nenv = { K = \"${MISSING}\" }", "MISSING"),
-            ("[upstreams.a]\ncommand = \"x\"\ntimeout = \"soon\"", "`upstreams.a.timeout`"),
+            (
+                "[server]\nlisten = \"nowhere\"",
+                "`server.listen` = \"nowhere\"",
+            ),
+            ("[server]\nlisen = \"x\"", "`server.lisen`"),
+            (
+                "[upstreams.a]\ncommand = \"x\"\nenv = { K = \"${MISSING}\" }",
+                "MISSING",
+            ),
+            (
+                "[upstreams.a]\ncommand = \"x\"\ntimeout = \"soon\"",
+                "`upstreams.a.timeout`",
+            ),
             ("[upstreams.a__b]\ncommand = \"x\"", "`upstreams.a__b`"),
-            ("[upstreams.a]\ncommand = \"x\"\nurl = \"http://h\"", "not both"),
-            ("[upstreams.a]\nurl = \"ftp://h\"", "`upstreams.a.url` = \"ftp://h\""),
-            ("[upstreams.a]\ncommand = \"x\"\n[[routes]]\npath = \"/m\"\nupstreams = [\"zz\"]", "\"zz\""),
-            ("[upstreams.a]\ncommand = \"x\"\n[[routes]]\npath = \"m\"", "`routes[0].path` = \"m\""),
+            (
+                "[upstreams.a]\ncommand = \"x\"\nurl = \"http://h\"",
+                "not both",
+            ),
+            (
+                "[upstreams.a]\nurl = \"ftp://h\"",
+                "`upstreams.a.url` = \"ftp://h\"",
+            ),
+            (
+                "[upstreams.a]\ncommand = \"x\"\n[[routes]]\npath = \"/m\"\nupstreams = [\"zz\"]",
+                "\"zz\"",
+            ),
+            (
+                "[upstreams.a]\ncommand = \"x\"\n[[routes]]\npath = \"m\"",
+                "`routes[0].path` = \"m\"",
+            ),
         ];
         for (toml, needle) in cases {
             let err = load_str(toml).unwrap_err().to_string();
@@ -474,7 +537,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors() {
-        let err = load_str("[upstreams.a]\ncommand = \"x\"\ncomand = \"y\"").unwrap_err().to_string();
+        let err = load_str("[upstreams.a]\ncommand = \"x\"\ncomand = \"y\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("comand"), "{err}");
     }
 }

@@ -120,13 +120,20 @@ impl RoutePath {
         let valid_chars = s
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-'));
-        if !s.starts_with('/') || s.len() < 2 || s.ends_with('/') || !valid_chars || s.contains("//")
+        if !s.starts_with('/')
+            || s.len() < 2
+            || s.ends_with('/')
+            || !valid_chars
+            || s.contains("//")
         {
             return Err(format!(
                 "route path `{s}` must start with `/`, not end with `/`, and use only letters, digits, `/`, `_`, `.`, `-`"
             ));
         }
-        if s == "/healthz" || s.starts_with("/.well-known") || s.ends_with("/sse") || s.ends_with("/messages")
+        if s == "/healthz"
+            || s.starts_with("/.well-known")
+            || s.ends_with("/sse")
+            || s.ends_with("/messages")
         {
             return Err(format!(
                 "route path `{s}` collides with an endpoint the gateway serves itself"

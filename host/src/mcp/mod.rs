@@ -107,7 +107,10 @@ impl RpcError {
 
     fn from_value(v: &Value) -> Self {
         Self {
-            code: v.get("code").and_then(Value::as_i64).unwrap_or(code::INTERNAL_ERROR),
+            code: v
+                .get("code")
+                .and_then(Value::as_i64)
+                .unwrap_or(code::INTERNAL_ERROR),
             message: v
                 .get("message")
                 .and_then(Value::as_str)

@@ -61,7 +61,10 @@ pub fn bad_request(id: Value, error: RpcError) -> Response {
 pub fn forbidden(message: String) -> Response {
     reply(
         StatusCode::FORBIDDEN,
-        mcp::response(Value::Null, Err(RpcError::new(code::INVALID_REQUEST, message))),
+        mcp::response(
+            Value::Null,
+            Err(RpcError::new(code::INVALID_REQUEST, message)),
+        ),
     )
 }
 
@@ -104,7 +107,10 @@ pub fn method_not_allowed(allowed: &[Method]) -> Response {
 
 /// Decodes a header value that may use the `=?base64?…?=` form.
 fn decode_header_text(v: &str) -> Option<String> {
-    match v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
         Some(b64) => base64::engine::general_purpose::STANDARD
             .decode(b64)
             .ok()
@@ -136,7 +142,9 @@ pub fn validate_modern_headers(
     match get("mcp-method") {
         None => return mismatch("missing Mcp-Method header".into()),
         Some(h) if h != method => {
-            return mismatch(format!("Mcp-Method header `{h}` does not match method `{method}`"));
+            return mismatch(format!(
+                "Mcp-Method header `{h}` does not match method `{method}`"
+            ));
         }
         _ => {}
     }
@@ -183,8 +191,16 @@ mod tests {
         assert!(validate_modern_headers(&ok, "tools/call", Some(&p), v).is_ok());
         for bad in [
             headers(&[("mcp-method", "tools/call"), ("mcp-name", "x")]),
-            headers(&[("mcp-protocol-version", v), ("mcp-method", "tools/list"), ("mcp-name", "hello")]),
-            headers(&[("mcp-protocol-version", v), ("mcp-method", "tools/call"), ("mcp-name", "other")]),
+            headers(&[
+                ("mcp-protocol-version", v),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "hello"),
+            ]),
+            headers(&[
+                ("mcp-protocol-version", v),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "other"),
+            ]),
             headers(&[("mcp-protocol-version", v), ("mcp-method", "tools/call")]),
         ] {
             let e = validate_modern_headers(&bad, "tools/call", Some(&p), v).unwrap_err();

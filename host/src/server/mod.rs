@@ -113,7 +113,13 @@ async fn healthz(State(st): State<Arc<ServerState>>) -> Response {
         .iter()
         .map(|u| {
             let (state, detail) = u.status();
-            json!({"name": u.name().as_str(), "state": state, "detail": detail, "pid": u.pid()})
+            json!({
+                "name": u.name().as_str(),
+                "state": state,
+                "detail": detail,
+                "pid": u.pid(),
+                "in_flight": u.in_flight(),
+            })
         })
         .collect();
     axum::Json(json!({"status": "ok", "sessions": st.sessions.len(), "upstreams": upstreams}))
@@ -122,7 +128,11 @@ async fn healthz(State(st): State<Arc<ServerState>>) -> Response {
 
 /// 403 unless the `Origin` (when sent) is allowed and, when bound to
 /// loopback, the `Host` names a loopback or allowed host.
-async fn check_origin_and_host(State(st): State<Arc<ServerState>>, req: Request, next: Next) -> Response {
+async fn check_origin_and_host(
+    State(st): State<Arc<ServerState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let loopback = st.local.ip().is_loopback();
     let headers = req.headers();
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -168,7 +178,8 @@ fn is_loopback_origin(origin: &str) -> bool {
     let Some((scheme, rest)) = origin.split_once("://") else {
         return false;
     };
-    matches!(scheme, "http" | "https") && matches!(host_name(rest), "localhost" | "127.0.0.1" | "[::1]")
+    matches!(scheme, "http" | "https")
+        && matches!(host_name(rest), "localhost" | "127.0.0.1" | "[::1]")
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -201,16 +212,17 @@ async fn read_body(st: &ServerState, body: Body) -> Result<bytes::Bytes, Respons
         })
 }
 
-/// Parses a body into one JSON-RPC message (-32700 / -32600 otherwise).
-fn parse_message(bytes: &[u8]) -> Result<Message, Response> {
+/// Parses a body into one JSON-RPC message; on failure, the id (when one
+/// could be read) and the `-32700` / `-32600` error.
+fn parse_message(bytes: &[u8]) -> Result<Message, (Value, RpcError)> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        edge::bad_request(
+        (
             Value::Null,
             RpcError::new(code::PARSE_ERROR, format!("parse error: {e}")),
         )
     })?;
     let id = value.get("id").cloned().unwrap_or(Value::Null);
-    Message::from_value(value).map_err(|e| edge::bad_request(id, e))
+    Message::from_value(value).map_err(|e| (id, e))
 }
 
 async fn post_mcp(
@@ -228,12 +240,21 @@ async fn post_mcp(
     };
     let msg = match parse_message(&bytes) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err((id, e)) => return edge::bad_request(id, e),
     };
     if let Message::Request { id, method, params } = &msg
         && let Some(version) = mcp::modern_version(params.as_ref())
     {
-        return modern_request(&st, route, &headers, id.clone(), method, params.clone(), version.to_owned()).await;
+        return modern_request(
+            &st,
+            route,
+            &headers,
+            id.clone(),
+            method,
+            params.clone(),
+            version.to_owned(),
+        )
+        .await;
     }
     let session_id = header_str(&headers, SESSION_HEADER);
     if let Message::Request { id, method, params } = &msg
@@ -307,7 +328,17 @@ async fn session_message(
             if method == "initialize" {
                 return initialize(st, &route, id, params.as_ref(), Some(&session)).await;
             }
-            exchange(st, route, session.ctx(), id, method, params, target, Some(session)).await
+            exchange(
+                st,
+                route,
+                session.ctx(),
+                id,
+                method,
+                params,
+                target,
+                Some(session),
+            )
+            .await
         }
         Message::Notification { method, params } => {
             if method == "notifications/cancelled"
@@ -320,7 +351,9 @@ async fn session_message(
         Message::Response { id, result } => {
             match session.take_server_request(&id) {
                 Some(reply) => reply.send(result),
-                None => tracing::debug!(session = %session.id, %id, "response to no pending server request"),
+                None => {
+                    tracing::debug!(session = %session.id, %id, "response to no pending server request")
+                }
             }
             StatusCode::ACCEPTED.into_response()
         }
@@ -366,7 +399,11 @@ async fn initialize(
     if let Some(session) = existing {
         if session.old_sse {
             *session.ctx.lock().expect("ctx lock") = ctx;
-            session.push(STANDALONE, Some("message"), mcp::response(id, Ok(result)).to_string());
+            session.push(
+                STANDALONE,
+                Some("message"),
+                mcp::response(id, Ok(result)).to_string(),
+            );
             return StatusCode::ACCEPTED.into_response();
         }
         return edge::bad_request(
@@ -404,7 +441,12 @@ fn spawn_change_forwarder(st: &Arc<ServerState>, route: &Route, session: &Arc<Se
                     }
                     if method == "notifications/resources/updated" {
                         let uri = msg["params"]["uri"].as_str().unwrap_or("");
-                        if !session.subscriptions.lock().expect("subs lock").contains(uri) {
+                        if !session
+                            .subscriptions
+                            .lock()
+                            .expect("subs lock")
+                            .contains(uri)
+                        {
                             continue;
                         }
                     }
@@ -468,7 +510,17 @@ async fn modern_request(
     if method == "subscriptions/listen" {
         return listen(st, route, ctx, id, params).await;
     }
-    exchange(st, route, ctx, id, method.to_owned(), params, Target::Modern, None).await
+    exchange(
+        st,
+        route,
+        ctx,
+        id,
+        method.to_owned(),
+        params,
+        Target::Modern,
+        None,
+    )
+    .await
 }
 
 /// What the request task hands the HTTP handler first.
@@ -567,7 +619,12 @@ async fn exchange(
                     let data = client_event_json(ev, session.as_deref());
                     emit(sid, modern_tx.as_ref(), session.as_deref(), data);
                 }
-                emit(sid, modern_tx.as_ref(), session.as_deref(), final_json(id, result, era));
+                emit(
+                    sid,
+                    modern_tx.as_ref(),
+                    session.as_deref(),
+                    final_json(id, result, era),
+                );
                 if let Some(s) = &session
                     && target == Target::Legacy
                 {
@@ -660,7 +717,10 @@ fn client_event_json(ev: ClientEvent, session: Option<&Session>) -> String {
         } => match session {
             Some(s) => mcp::request(s.register_server_request(reply), &method, params).to_string(),
             None => {
-                reply.send(Err(RpcError::new(code::INTERNAL_ERROR, "no session to relay to")));
+                reply.send(Err(RpcError::new(
+                    code::INTERNAL_ERROR,
+                    "no session to relay to",
+                )));
                 mcp::notification("notifications/message", Some(json!({"level": "warning", "data": format!("dropped server request {method}")}))).to_string()
             }
         },
@@ -724,7 +784,9 @@ async fn listen(
     }
     let mut uris: Vec<String> = Vec::new();
     if has("resources")
-        && let Some(list) = filter.get("resourceSubscriptions").and_then(Value::as_array)
+        && let Some(list) = filter
+            .get("resourceSubscriptions")
+            .and_then(Value::as_array)
     {
         let (sink, _) = mpsc::unbounded_channel();
         for uri in list.iter().filter_map(Value::as_str) {
@@ -787,7 +849,9 @@ async fn listen(
             let send = match method {
                 "notifications/tools/list_changed" => honoured.contains_key("toolsListChanged"),
                 "notifications/prompts/list_changed" => honoured.contains_key("promptsListChanged"),
-                "notifications/resources/list_changed" => honoured.contains_key("resourcesListChanged"),
+                "notifications/resources/list_changed" => {
+                    honoured.contains_key("resourcesListChanged")
+                }
                 "notifications/resources/updated" => msg["params"]["uri"]
                     .as_str()
                     .is_some_and(|u| uris.iter().any(|x| x == u)),
@@ -992,7 +1056,7 @@ async fn old_sse_message(
     };
     let msg = match parse_message(&bytes) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err((id, e)) => return edge::bad_request(id, e),
     };
     session_message(&st, route, session, msg, Target::OldSse).await
 }

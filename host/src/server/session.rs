@@ -189,12 +189,20 @@ impl Session {
     }
 
     pub fn untrack(&self, id: &Value) {
-        self.inflight.lock().expect("inflight lock").remove(&id.to_string());
+        self.inflight
+            .lock()
+            .expect("inflight lock")
+            .remove(&id.to_string());
     }
 
     /// Cancels the client's request `id`, if it is running.
     pub fn cancel(&self, id: &Value) -> bool {
-        match self.inflight.lock().expect("inflight lock").remove(&id.to_string()) {
+        match self
+            .inflight
+            .lock()
+            .expect("inflight lock")
+            .remove(&id.to_string())
+        {
             Some(t) => {
                 t.cancel();
                 true

@@ -109,7 +109,9 @@ impl Reply {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").field("name", &self.name).finish()
+        f.debug_struct("Dispatcher")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -227,15 +229,15 @@ impl Dispatcher {
                         .and_then(|p| p.get("progressToken"))
                         .and_then(Value::as_u64);
                     let pending = self.pending.lock().expect("pending lock");
-                    if let Some((p, t)) = token.and_then(|t| pending.get(&t)).and_then(|p| {
-                        p.progress_token.clone().map(|t| (p, t))
-                    }) {
+                    if let Some((p, t)) = token
+                        .and_then(|t| pending.get(&t))
+                        .and_then(|p| p.progress_token.clone().map(|t| (p, t)))
+                    {
                         if let Some(obj) = params.as_mut().and_then(Value::as_object_mut) {
                             obj.insert("progressToken".into(), t);
                         }
-                        let _ = p
-                            .tx
-                            .send(UpEvent::Notification(mcp::notification(&method, params)));
+                        let _ =
+                            p.tx.send(UpEvent::Notification(mcp::notification(&method, params)));
                     }
                     return;
                 }
@@ -246,7 +248,9 @@ impl Dispatcher {
                             .tx
                             .send(UpEvent::Notification(mcp::notification(&method, params)));
                     }
-                    None => tracing::debug!(upstream = %self.name, %method, "notification outside any attributable call dropped"),
+                    None => {
+                        tracing::debug!(upstream = %self.name, %method, "notification outside any attributable call dropped")
+                    }
                 }
             }
             mcp::Message::Request { id, method, params } => {
@@ -337,13 +341,26 @@ impl Dispatcher {
         self.closed.lock().expect("closed lock").is_some()
     }
 
-    /// Number of calls waiting for a response (for tests and metrics).
+    /// Number of client calls waiting for a response (the gateway's own
+    /// long-lived calls, such as its upstream subscription, are not counted).
     pub fn in_flight(&self) -> usize {
-        self.pending.lock().expect("pending lock").len()
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .values()
+            .filter(|p| p.caller.client != 0)
+            .count()
     }
 
     fn cancel(&self, id: u64) {
-        if self.pending.lock().expect("pending lock").remove(&id).is_some() && !self.is_closed() {
+        if self
+            .pending
+            .lock()
+            .expect("pending lock")
+            .remove(&id)
+            .is_some()
+            && !self.is_closed()
+        {
             self.outbound.cancel(id);
         }
     }
@@ -439,7 +456,12 @@ mod tests {
         let d = Dispatcher::new("u", out.clone(), |_| {});
         let t = Duration::from_secs(5);
         let mut a = d
-            .call("tools/call", Some(json!({"_meta": {"progressToken": "mine"}})), caller(1), t)
+            .call(
+                "tools/call",
+                Some(json!({"_meta": {"progressToken": "mine"}})),
+                caller(1),
+                t,
+            )
             .unwrap();
         let mut b = d.call("tools/call", None, caller(2), t).unwrap();
         let sent = out.0.lock().unwrap().clone();
@@ -450,7 +472,9 @@ mod tests {
         d.dispatch(json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken": a_id, "progress": 1}}));
         d.dispatch(json!({"jsonrpc":"2.0","id": sent[1]["id"],"result":{"b":true}}));
         d.dispatch(json!({"jsonrpc":"2.0","id": a_id,"result":{"a":true}}));
-        let Some(UpEvent::Notification(n)) = a.next().await else { panic!("progress first") };
+        let Some(UpEvent::Notification(n)) = a.next().await else {
+            panic!("progress first")
+        };
         assert_eq!(n["params"]["progressToken"], "mine");
         assert!(matches!(a.next().await, Some(UpEvent::Response(Ok(r))) if r["a"] == true));
         assert!(matches!(b.next().await, Some(UpEvent::Response(Ok(r))) if r["b"] == true));
@@ -460,7 +484,9 @@ mod tests {
     async fn dropping_a_call_cancels_it_upstream() {
         let out = Capture::default();
         let d = Dispatcher::new("u", out.clone(), |_| {});
-        let h = d.call("slow", None, caller(1), Duration::from_secs(5)).unwrap();
+        let h = d
+            .call("slow", None, caller(1), Duration::from_secs(5))
+            .unwrap();
         drop(h);
         let sent = out.0.lock().unwrap().clone();
         assert_eq!(sent[1]["method"], "notifications/cancelled");
@@ -475,7 +501,9 @@ mod tests {
         let t = Duration::from_secs(5);
         let mut one = d.call("a", None, caller(1), t).unwrap();
         let mut two = d.call("b", None, caller(2), t).unwrap();
-        d.dispatch(json!({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}));
+        d.dispatch(
+            json!({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}),
+        );
         let Some(UpEvent::ServerRequest { reply, .. }) = two.next().await else {
             panic!("client 2 declared sampling")
         };

@@ -128,10 +128,7 @@ struct HttpOut(Arc<Shared>);
 impl Outbound for HttpOut {
     fn send(&self, msg: Value) {
         let shared = Arc::clone(&self.0);
-        let id = msg
-            .get("method")
-            .and(msg.get("id"))
-            .and_then(Value::as_u64);
+        let id = msg.get("method").and(msg.get("id")).and_then(Value::as_u64);
         let task = tokio::spawn(async move {
             post_message(&shared, msg, id).await;
             if let Some(id) = id {
@@ -187,7 +184,13 @@ async fn post_message(shared: &Shared, msg: Value, id: Option<u64>) {
         return;
     }
     if status == StatusCode::NOT_FOUND
-        && matches!(shared.mode.get(), Some(Mode::Streamable { session: Some(_), .. }))
+        && matches!(
+            shared.mode.get(),
+            Some(Mode::Streamable {
+                session: Some(_),
+                ..
+            })
+        )
     {
         shared.die("the upstream ended the session (HTTP 404)".into());
         return fail(format!("upstream `{}` ended its session", shared.name));
@@ -195,7 +198,10 @@ async fn post_message(shared: &Shared, msg: Value, id: Option<u64>) {
     match read_messages(resp, |m| shared.dispatch(m)).await {
         Ok(()) => {}
         Err(e) if status.is_success() => fail(format!("upstream `{}`: {e}", shared.name)),
-        Err(e) => fail(format!("upstream `{}` answered HTTP {status}: {e}", shared.name)),
+        Err(e) => fail(format!(
+            "upstream `{}` answered HTTP {status}: {e}",
+            shared.name
+        )),
     }
 }
 
@@ -216,7 +222,9 @@ async fn read_messages(resp: reqwest::Response, mut each: impl FnMut(Value)) -> 
             if (ev.event.is_empty() || ev.event == "message") && !ev.data.trim().is_empty() {
                 match serde_json::from_str(&ev.data) {
                     Ok(v) => each(v),
-                    Err(e) => tracing::warn!(error = %e, "upstream sent an SSE event that is not JSON"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "upstream sent an SSE event that is not JSON")
+                    }
                 }
             }
         }
@@ -259,8 +267,10 @@ impl HttpUpstream {
         };
         let mut map = HeaderMap::new();
         for (k, v) in headers {
-            let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v))
-            else {
+            let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) else {
                 continue; // validated at load time
             };
             map.insert(k, v);
@@ -308,7 +318,8 @@ impl HttpUpstream {
                         .is_some_and(|v| v.iter().any(|v| v == mcp::MODERN_VERSION)) =>
                 {
                     let _ = shared.mode.set(Mode::Modern);
-                    let conn = Dispatcher::new(&shared.name, HttpOut(Arc::clone(&shared)), on_change);
+                    let conn =
+                        Dispatcher::new(&shared.name, HttpOut(Arc::clone(&shared)), on_change);
                     let _ = shared.conn.set(Arc::downgrade(&conn));
                     let info = PeerInfo {
                         era: Era::Modern,
@@ -319,7 +330,10 @@ impl HttpUpstream {
                             .and_then(|m| m.get(mcp::meta::SERVER_INFO))
                             .cloned()
                             .unwrap_or(json!({})),
-                        instructions: r.get("instructions").and_then(Value::as_str).map(str::to_owned),
+                        instructions: r
+                            .get("instructions")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
                     };
                     return Ok(HttpUpstream {
                         conn,
@@ -331,7 +345,11 @@ impl HttpUpstream {
                 Ok(mcp::Message::Response { result: Err(e), .. })
                     if e.code == code::UNSUPPORTED_VERSION =>
                 {
-                    if let Some(v) = e.data.as_ref().and_then(|d| d.get("supported")).and_then(Value::as_array)
+                    if let Some(v) = e
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("supported"))
+                        .and_then(Value::as_array)
                         && let Some(l) = mcp::LEGACY_VERSIONS
                             .iter()
                             .find(|l| v.iter().any(|x| x.as_str() == Some(l)))
@@ -444,7 +462,9 @@ impl HttpUpstream {
                     Ok(ev) if ev.event.is_empty() || ev.event == "message" => {
                         match serde_json::from_str(&ev.data) {
                             Ok(v) => reader.dispatch(v),
-                            Err(e) => tracing::warn!(upstream = %reader.name, error = %e, "SSE message is not JSON"),
+                            Err(e) => {
+                                tracing::warn!(upstream = %reader.name, error = %e, "SSE message is not JSON")
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -475,7 +495,8 @@ impl HttpUpstream {
     pub async fn closed(&self) -> String {
         self.shared.dead.cancelled().await;
         let reason = self.shared.reason.lock().expect("reason lock").clone();
-        self.conn.close(format!("upstream `{}`: {reason}", self.shared.name));
+        self.conn
+            .close(format!("upstream `{}`: {reason}", self.shared.name));
         reason
     }
 

@@ -172,6 +172,14 @@ impl Upstream {
         }
     }
 
+    /// Calls waiting for the upstream's answer (0 when not connected).
+    pub fn in_flight(&self) -> usize {
+        match &*self.state.borrow() {
+            UpState::Ready(live) => live.conn.in_flight(),
+            _ => 0,
+        }
+    }
+
     /// The child's pid, if a stdio upstream is running.
     pub fn pid(&self) -> Option<u32> {
         match &*self.state.borrow() {
@@ -255,18 +263,24 @@ impl Upstream {
                                 info,
                                 pid,
                             });
+                            let listen = listen_for_changes(&live);
                             self.state.send_replace(UpState::Ready(live));
                             let ended = tokio::select! {
                                 how = child.wait() => Some(how),
                                 _ = stop.cancelled() => None,
                             };
+                            if let Some(l) = listen {
+                                l.abort();
+                            }
                             match ended {
                                 Some(how) => {
                                     let reason = format!("child process {how}");
                                     tracing::warn!(upstream = %self.spec.name, pid, "{reason}; restarting");
                                     // Down first, so that no new call picks the dead connection.
                                     self.state.send_replace(UpState::Down(reason.clone()));
-                                    child.conn.close(format!("upstream `{}`: {reason}", self.spec.name));
+                                    child
+                                        .conn
+                                        .close(format!("upstream `{}`: {reason}", self.spec.name));
                                 }
                                 None => {
                                     self.state.send_replace(UpState::Stopped);
@@ -311,7 +325,9 @@ impl Upstream {
                         info: remote.info.clone(),
                         pid: None,
                     });
+                    let listen = listen_for_changes(&live);
                     self.state.send_replace(UpState::Ready(live));
+                    let _stop_listening = listen.map(AbortOnDrop);
                     tokio::select! {
                         reason = remote.closed() => {
                             tracing::warn!(upstream = %self.spec.name, "remote connection lost: {reason}; reconnecting");
@@ -337,6 +353,74 @@ impl Upstream {
         }
         self.state.send_replace(UpState::Stopped);
     }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long the gateway's own `subscriptions/listen` waits in silence before
+/// it is re-opened (a modern server may close idle subscriptions).
+const LISTEN_RENEW: Duration = Duration::from_secs(3600);
+
+/// A modern upstream sends change notifications only on a
+/// `subscriptions/listen` stream: open one for the list changes it offers,
+/// so they reach the gateway's own listeners. Legacy upstreams need nothing.
+fn listen_for_changes(live: &Arc<Live>) -> Option<tokio::task::JoinHandle<()>> {
+    if live.info.era != Era::Modern {
+        return None;
+    }
+    let caps = &live.info.capabilities;
+    let flag = |feature: &str| {
+        caps.get(feature)
+            .and_then(|f| f.get("listChanged"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let filter = json!({
+        "toolsListChanged": flag("tools"),
+        "promptsListChanged": flag("prompts"),
+        "resourcesListChanged": flag("resources"),
+    });
+    if !filter.as_object()?.values().any(|v| v == true) {
+        return None;
+    }
+    let conn = Arc::clone(&live.conn);
+    Some(tokio::spawn(async move {
+        loop {
+            let params = json!({
+                "_meta": modern_meta(&gateway_client_capabilities()),
+                "notifications": filter,
+            });
+            let Ok(mut call) = conn.call(
+                "subscriptions/listen",
+                Some(params),
+                Caller::GATEWAY,
+                LISTEN_RENEW,
+            ) else {
+                return;
+            };
+            // Notifications on the subscription reach the change sink through
+            // the dispatcher; this loop only keeps the call open.
+            while let Some(ev) = call.next().await {
+                if let UpEvent::Response(r) = ev {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "upstream subscription ended");
+                    }
+                    break;
+                }
+            }
+            if conn.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }))
 }
 
 fn command_of(spec: &UpstreamSpec) -> String {
@@ -367,7 +451,10 @@ pub async fn handshake(conn: &Arc<Dispatcher>, timeout: Duration) -> Result<Peer
                     .or_else(|| r.get("serverInfo"))
                     .cloned()
                     .unwrap_or(json!({})),
-                instructions: r.get("instructions").and_then(Value::as_str).map(str::to_owned),
+                instructions: r
+                    .get("instructions")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
         }
         Err(e) if e.code == code::UNSUPPORTED_VERSION => {
@@ -389,7 +476,7 @@ pub async fn handshake(conn: &Arc<Dispatcher>, timeout: Duration) -> Result<Peer
         }
         _ => {}
     }
-    handshake_legacy(conn, timeout, &legacy_version).await
+    handshake_legacy(conn, timeout, legacy_version).await
 }
 
 /// The legacy handshake: `initialize`, then `notifications/initialized`.
@@ -467,8 +554,12 @@ impl Upstreams {
         for spec in specs {
             let up = Upstream::new(spec.clone());
             let task = match spec.transport {
-                Transport::Stdio { .. } => tokio::spawn(Arc::clone(&up).supervise_stdio(stop.clone())),
-                Transport::Http { .. } => tokio::spawn(Arc::clone(&up).supervise_http(stop.clone())),
+                Transport::Stdio { .. } => {
+                    tokio::spawn(Arc::clone(&up).supervise_stdio(stop.clone()))
+                }
+                Transport::Http { .. } => {
+                    tokio::spawn(Arc::clone(&up).supervise_http(stop.clone()))
+                }
             };
             tasks.push(task);
             by_name.insert(spec.name.clone(), up);

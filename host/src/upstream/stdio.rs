@@ -89,7 +89,9 @@ impl StdioChild {
                         }
                         match serde_json::from_str::<Value>(&line) {
                             Ok(v) => reader_conn.dispatch(v),
-                            Err(e) => tracing::warn!(upstream = %reader_name, error = %e, line = %truncate(&line, 200), "upstream wrote a line that is not JSON"),
+                            Err(e) => {
+                                tracing::warn!(upstream = %reader_name, error = %e, line = %truncate(&line, 200), "upstream wrote a line that is not JSON")
+                            }
                         }
                     }
                     Ok(None) => break,
@@ -141,12 +143,18 @@ impl StdioChild {
             w.abort();
         }
         // Dropping the aborted writer task drops ChildStdin: the child sees EOF.
-        if tokio::time::timeout(STOP_STEP, self.child.wait()).await.is_ok() {
+        if tokio::time::timeout(STOP_STEP, self.child.wait())
+            .await
+            .is_ok()
+        {
             self.kill_group(libc::SIGKILL);
             return;
         }
         self.kill_group(libc::SIGTERM);
-        if tokio::time::timeout(STOP_STEP, self.child.wait()).await.is_ok() {
+        if tokio::time::timeout(STOP_STEP, self.child.wait())
+            .await
+            .is_ok()
+        {
             self.kill_group(libc::SIGKILL);
             return;
         }

@@ -1,0 +1,325 @@
+//! The shared harness: starts a real gateway (`switchyard::run` on
+//! `127.0.0.1:0`) from a TOML string, whose upstreams are real child
+//! processes, and offers raw HTTP clients of both protocol eras.
+//!
+//! In TOML given to [`Gateway::start`], `{bin}` stands for the `switchyard`
+//! binary built for this test run (its `demo` subcommand is the demo/fixture
+//! MCP server).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+pub const MODERN: &str = "2026-07-28";
+pub const LEGACY: &str = "2025-11-25";
+
+/// A running gateway.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Gateway {
+    /// Starts a gateway on `127.0.0.1:0` from `toml` (with `{bin}` replaced)
+    /// and waits until every upstream has finished starting.
+    pub async fn start(toml: &str) -> Gateway {
+        let toml = toml.replace("{bin}", BIN);
+        let vars: HashMap<String, String> = HashMap::from([("SWITCHYARD_BIN".into(), BIN.into())]);
+        let config = switchyard::config::from_toml_str(&toml, Path::new("test.toml"), &vars)
+            .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{toml}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(switchyard::run(config, listener, async move {
+            let _ = rx.await;
+        }));
+        let gw = Gateway {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    /// Polls `/healthz` until no upstream is still starting.
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            let h = self.health().await;
+            let starting = h["upstreams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["state"] == "starting");
+            if !starting {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("upstreams did not start: {}", self.health().await);
+    }
+
+    pub async fn health(&self) -> Value {
+        reqwest::get(self.url("/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The pid of a stdio upstream's child, from `/healthz`.
+    pub async fn pid_of(&self, upstream: &str) -> Option<u32> {
+        let h = self.health().await;
+        h["upstreams"]
+            .as_array()?
+            .iter()
+            .find(|u| u["name"] == upstream)?["pid"]
+            .as_u64()
+            .map(|p| p as u32)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends the shutdown signal and waits for `run` to return.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("gateway stops within 30 s")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A TOML config with one demo upstream per name, all on `/mcp`.
+pub fn demo_config(upstreams: &[(&str, &str)]) -> String {
+    let mut toml = String::new();
+    for (name, extra_args) in upstreams {
+        let mut args = vec!["demo".to_owned(), "--name".to_owned(), (*name).to_owned()];
+        args.extend(extra_args.split_whitespace().map(str::to_owned));
+        toml.push_str(&format!(
+            "[upstreams.{name}]\ncommand = \"{{bin}}\"\nargs = {}\ntimeout = \"10s\"\n\n",
+            serde_json::to_string(&args).unwrap()
+        ));
+    }
+    toml
+}
+
+/// An HTTP reply: status, headers and the JSON-RPC messages in its body
+/// (one for JSON, every `message` event for SSE).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub messages: Vec<Value>,
+    pub sse: bool,
+}
+
+impl Reply {
+    /// The last message (the response, when the request was answered).
+    pub fn last(&self) -> &Value {
+        self.messages.last().expect("a reply with a body")
+    }
+}
+
+/// Reads a reply completely.
+pub async fn read_reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let sse = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut messages = Vec::new();
+    if sse {
+        let mut events = resp.bytes_stream().eventsource();
+        while let Some(ev) = events.next().await {
+            let ev = ev.expect("a well-formed SSE stream");
+            if !ev.data.is_empty() {
+                messages.push(serde_json::from_str(&ev.data).expect("SSE data is JSON"));
+            }
+        }
+    } else {
+        let body = resp.bytes().await.unwrap();
+        if !body.is_empty() {
+            messages.push(serde_json::from_slice(&body).unwrap_or_else(|_| {
+                panic!("body is not JSON: {}", String::from_utf8_lossy(&body))
+            }));
+        }
+    }
+    Reply {
+        status,
+        headers,
+        messages,
+        sse,
+    }
+}
+
+/// A raw legacy (2025-11-25) client session.
+pub struct Legacy {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub session: String,
+    next_id: std::sync::atomic::AtomicI64,
+}
+
+impl Legacy {
+    /// `initialize` + `notifications/initialized`, with these capabilities.
+    pub async fn connect_with(url: &str, capabilities: Value) -> Legacy {
+        let http = reqwest::Client::new();
+        let resp = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(
+                &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion": LEGACY, "capabilities": capabilities,
+                "clientInfo": {"name":"e2e","version":"1"}}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let session = resp
+            .headers()
+            .get("mcp-session-id")
+            .expect("initialize returns a session id")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let client = Legacy {
+            http,
+            url: url.to_owned(),
+            session,
+            next_id: 1.into(),
+        };
+        let r = client
+            .post(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await;
+        assert_eq!(r.status, 202);
+        client
+    }
+
+    pub async fn connect(url: &str) -> Legacy {
+        Self::connect_with(url, json!({})).await
+    }
+
+    pub fn builder(&self) -> reqwest::RequestBuilder {
+        self.http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", LEGACY)
+    }
+
+    /// POSTs one message and reads the whole reply.
+    pub async fn post(&self, msg: Value) -> Reply {
+        read_reply(self.builder().json(&msg).send().await.unwrap()).await
+    }
+
+    /// A request with a fresh id; returns the reply.
+    pub async fn request(&self, method: &str, params: Value) -> Reply {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.post(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
+            .await
+    }
+
+    /// A request's result; panics on a JSON-RPC error.
+    pub async fn result(&self, method: &str, params: Value) -> Value {
+        let r = self.request(method, params).await;
+        let last = r.last();
+        assert!(last.get("error").is_none(), "{method} failed: {last}");
+        last["result"].clone()
+    }
+
+    /// Calls a tool and returns its first text content.
+    pub async fn call_text(&self, tool: &str, args: Value) -> String {
+        let r = self
+            .result("tools/call", json!({"name": tool, "arguments": args}))
+            .await;
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// A modern (2026-07-28) request with matching headers.
+pub fn modern_body(id: Value, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
+    });
+    json!({"jsonrpc":"2.0","id":id,"method":method,"params":params})
+}
+
+/// Sends a modern request with the headers the era requires.
+pub async fn modern(url: &str, method: &str, params: Value) -> Reply {
+    let body = modern_body(json!(1), method, params);
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", method);
+    if let Some(name) = body["params"]["name"]
+        .as_str()
+        .or(body["params"]["uri"].as_str())
+        && matches!(method, "tools/call" | "resources/read" | "prompts/get")
+    {
+        req = req.header("mcp-name", name);
+    }
+    read_reply(req.json(&body).send().await.unwrap()).await
+}
+
+/// Whether a process is alive (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            state != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `limit` for `cond`.
+pub async fn eventually(limit: Duration, mut cond: impl AsyncFnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}

@@ -1,0 +1,185 @@
+//! Server→client traffic: list_changed to listeners of both eras, sampling
+//! relayed to the legacy session that caused it, resumption.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::harness::{Gateway, LEGACY, Legacy, MODERN, demo_config, modern_body};
+
+type Events = std::pin::Pin<Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>>;
+
+async fn open_get(client: &Legacy, last_event_id: Option<&str>) -> Events {
+    let mut req = client
+        .http
+        .get(&client.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &client.session)
+        .header("mcp-protocol-version", LEGACY);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    Box::pin(
+        resp.bytes_stream()
+            .eventsource()
+            .filter_map(|e| async move { e.ok() }),
+    )
+}
+
+async fn next_json(events: &mut Events) -> (eventsource_stream::Event, Value) {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream stays open");
+        if !ev.data.is_empty() {
+            let v = serde_json::from_str(&ev.data).unwrap();
+            return (ev, v);
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_changed_reaches_legacy_and_modern_listeners() {
+    let gw = Gateway::start(&demo_config(&[("demo", "")])).await;
+    let url = gw.url("/mcp");
+    let listener = Legacy::connect(&url).await;
+    let mut legacy_stream = open_get(&listener, None).await;
+
+    let body = modern_body(
+        json!("sub-1"),
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+    );
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "subscriptions/listen")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut modern_stream: Events = Box::pin(
+        resp.bytes_stream()
+            .eventsource()
+            .filter_map(|e| async move { e.ok() }),
+    );
+    let (_, ack) = next_json(&mut modern_stream).await;
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-1"
+    );
+    assert_eq!(ack["params"]["notifications"]["toolsListChanged"], true);
+
+    // Another client changes the tool list.
+    let actor = Legacy::connect(&url).await;
+    actor
+        .call_text("set_tools", json!({"extra": ["dyn1"]}))
+        .await;
+
+    let (_, n) = next_json(&mut legacy_stream).await;
+    assert_eq!(n["method"], "notifications/tools/list_changed");
+    let (_, n) = next_json(&mut modern_stream).await;
+    assert_eq!(n["method"], "notifications/tools/list_changed");
+    assert_eq!(
+        n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-1"
+    );
+    // And the new tool is there.
+    let tools = actor.result("tools/list", json!({})).await;
+    assert!(
+        tools["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "dyn1")
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_standalone_stream_resumes_after_last_event_id() {
+    let gw = Gateway::start(&demo_config(&[("demo", "")])).await;
+    let url = gw.url("/mcp");
+    let listener = Legacy::connect(&url).await;
+    let mut stream = open_get(&listener, None).await;
+    let actor = Legacy::connect(&url).await;
+    actor
+        .call_text("set_tools", json!({"extra": ["one"]}))
+        .await;
+    let (first, _) = next_json(&mut stream).await;
+    drop(stream);
+    // Missed while disconnected:
+    actor
+        .call_text("set_tools", json!({"extra": ["two"]}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut resumed = open_get(&listener, Some(&first.id)).await;
+    let (again, n) = next_json(&mut resumed).await;
+    assert_ne!(
+        again.id, first.id,
+        "replay starts after the last seen event"
+    );
+    assert_eq!(n["method"], "notifications/tools/list_changed");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn sampling_is_relayed_to_the_legacy_session_that_caused_it() {
+    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    let url = gw.url("/mcp");
+    let client = Legacy::connect_with(&url, json!({"sampling": {}})).await;
+    let bystander = Legacy::connect_with(&url, json!({"sampling": {}})).await;
+    let mut bystander_stream = open_get(&bystander, None).await;
+
+    let resp = client
+        .builder()
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_sampling","arguments":{"prompt":"hi"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut events: Events = Box::pin(
+        resp.bytes_stream()
+            .eventsource()
+            .filter_map(|e| async move { e.ok() }),
+    );
+    let (_, req) = next_json(&mut events).await;
+    assert_eq!(req["method"], "sampling/createMessage");
+    let answer = json!({"jsonrpc":"2.0","id": req["id"],"result":{
+        "role":"assistant","content":{"type":"text","text":"from the client"},"model":"m","stopReason":"endTurn"}});
+    assert_eq!(client.post(answer).await.status, 202);
+    let (_, done) = next_json(&mut events).await;
+    assert_eq!(done["id"], 1);
+    let text = done["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("from the client"), "{done}");
+    // The bystander saw nothing of it.
+    let nothing = tokio::time::timeout(Duration::from_millis(300), bystander_stream.next()).await;
+    assert!(nothing.is_err(), "the other session got {nothing:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_modern_client_gets_a_clear_error_for_server_requests() {
+    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    let r = crate::harness::modern(
+        &gw.url("/mcp"),
+        "tools/call",
+        json!({"name":"test_sampling","arguments":{"prompt":"hi"}}),
+    )
+    .await;
+    let msg = r.last()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(msg.contains("sampling/createMessage"), "{:?}", r.messages);
+    gw.shutdown().await;
+}
