@@ -333,6 +333,13 @@ impl Gateway {
                 match ctx.era {
                     Era::Modern => {
                         obj.entry("resultType").or_insert_with(|| "complete".into());
+                        // List and read results must say how long they stay
+                        // fresh; a legacy upstream says nothing, so: not at
+                        // all, and for this client only.
+                        if ListKind::of(method).is_some() || method == "resources/read" {
+                            obj.entry("ttlMs").or_insert_with(|| 0.into());
+                            obj.entry("cacheScope").or_insert_with(|| "private".into());
+                        }
                     }
                     Era::Legacy => {
                         if obj.get("resultType").and_then(Value::as_str) == Some("complete") {
@@ -373,7 +380,7 @@ impl Gateway {
             "server/discover" => {
                 let d = self.describe(route).await;
                 let mut r = json!({
-                    "supportedVersions": [mcp::MODERN_VERSION],
+                    "supportedVersions": mcp::supported_versions(),
                     "capabilities": d.capabilities,
                     "_meta": {meta::SERVER_INFO: upstream::gateway_info()},
                     "ttlMs": 0,
@@ -762,6 +769,9 @@ impl Gateway {
         let mut next = Map::new();
         let mut first_err = None;
         let mut any_ok = false;
+        // The merged result is fresh only as long as its stalest part, and
+        // private if any part is (or did not say).
+        let (mut ttl, mut private, mut unhinted) = (None, false, false);
         let state = self.state(route);
         let mut index = state.index.lock().expect("index lock");
         for ((name, _), result) in targets.iter().zip(results) {
@@ -775,6 +785,14 @@ impl Gateway {
                 }
             };
             any_ok = true;
+            if let Some(t) = result.get("ttlMs").and_then(Value::as_u64) {
+                ttl = Some(ttl.map_or(t, |m: u64| m.min(t)));
+            }
+            match result.get("cacheScope").and_then(Value::as_str) {
+                Some("public") => {}
+                Some(_) => private = true,
+                None => unhinted = true,
+            }
             if let Some(c) = result.get("nextCursor").and_then(Value::as_str) {
                 next.insert(name.to_string(), c.into());
             }
@@ -832,6 +850,15 @@ impl Gateway {
         out.insert(kind.field().into(), Value::Array(items));
         if !next.is_empty() {
             out.insert("nextCursor".into(), encode_cursor(method, next).into());
+        }
+        if let Some(t) = ttl {
+            out.insert("ttlMs".into(), if unhinted { 0 } else { t }.into());
+            let scope = if private || unhinted {
+                "private"
+            } else {
+                "public"
+            };
+            out.insert("cacheScope".into(), scope.into());
         }
         Ok(Value::Object(out))
     }

@@ -243,18 +243,9 @@ async fn post_mcp(
         Err((id, e)) => return edge::bad_request(id, e),
     };
     if let Message::Request { id, method, params } = &msg
-        && let Some(version) = mcp::modern_version(params.as_ref())
+        && is_modern(&headers, params.as_ref())
     {
-        return modern_request(
-            &st,
-            route,
-            &headers,
-            id.clone(),
-            method,
-            params.clone(),
-            version.to_owned(),
-        )
-        .await;
+        return modern_request(&st, route, &headers, id.clone(), method, params.clone()).await;
     }
     let session_id = header_str(&headers, SESSION_HEADER);
     if let Message::Request { id, method, params } = &msg
@@ -473,7 +464,26 @@ fn strip_subscription_id(msg: &mut Value) {
     }
 }
 
-/// A modern (stateless) request: validate version and headers, then serve.
+/// Whether a request is of the modern era: its `_meta` carries modern keys,
+/// or its `MCP-Protocol-Version` header names the modern revision.
+fn is_modern(headers: &HeaderMap, params: Option<&Value>) -> bool {
+    mcp::params_meta(params).is_some_and(|m| {
+        m.contains_key(meta::PROTOCOL_VERSION) || m.contains_key(meta::CLIENT_CAPABILITIES)
+    }) || header_str(headers, VERSION_HEADER) == Some(mcp::MODERN_VERSION)
+}
+
+/// Methods of the legacy era that the modern one removed: a modern request
+/// for them is answered 404 / -32601, whatever the upstreams support.
+const REMOVED_IN_MODERN: [&str; 5] = [
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+/// A modern (stateless) request: validate `_meta`, version and headers,
+/// then serve.
 async fn modern_request(
     st: &Arc<ServerState>,
     route: Arc<Route>,
@@ -481,8 +491,41 @@ async fn modern_request(
     id: Value,
     method: &str,
     params: Option<Value>,
-    version: String,
 ) -> Response {
+    let meta_map = mcp::params_meta(params.as_ref());
+    let Some(version) = meta_map
+        .and_then(|m| m.get(meta::PROTOCOL_VERSION))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return edge::bad_request(
+            id,
+            RpcError::new(
+                code::INVALID_PARAMS,
+                format!(
+                    "a {} request needs `_meta` `{}`",
+                    mcp::MODERN_VERSION,
+                    meta::PROTOCOL_VERSION
+                ),
+            ),
+        );
+    };
+    if !meta_map.is_some_and(|m| {
+        m.get(meta::CLIENT_CAPABILITIES)
+            .is_some_and(Value::is_object)
+    }) {
+        return edge::bad_request(
+            id,
+            RpcError::new(
+                code::INVALID_PARAMS,
+                format!(
+                    "a {} request needs `_meta` `{}` (an object)",
+                    mcp::MODERN_VERSION,
+                    meta::CLIENT_CAPABILITIES
+                ),
+            ),
+        );
+    }
     if let Err(e) = edge::validate_modern_headers(headers, method, params.as_ref(), &version) {
         return edge::bad_request(id, e);
     }
@@ -496,8 +539,22 @@ async fn modern_request(
             .with_data(json!({"requested": version, "supported": mcp::supported_versions()})),
         );
     }
-    let meta = mcp::params_meta(params.as_ref());
-    let capabilities = meta
+    if REMOVED_IN_MODERN.contains(&method) {
+        return edge::error_reply(
+            id,
+            RpcError::new(
+                code::METHOD_NOT_FOUND,
+                format!(
+                    "{method} does not exist in protocol version {}",
+                    mcp::MODERN_VERSION
+                ),
+            ),
+            crate::pipeline::Side::Client,
+            Era::Modern,
+            None,
+        );
+    }
+    let capabilities = mcp::params_meta(params.as_ref())
         .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
         .cloned()
         .unwrap_or(json!({}));
