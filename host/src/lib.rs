@@ -69,8 +69,9 @@ pub async fn run(
     let grace = config.server.shutdown_grace;
     let deadline = async {
         stop.cancelled().await;
+        // Sessions are not closed here: that would cancel their in-flight
+        // requests. Long-lived streams end on `stop` by themselves.
         tracing::info!("shutting down: draining in-flight requests");
-        state.sessions.close_all();
         tokio::time::sleep(grace).await;
     };
     tokio::select! {

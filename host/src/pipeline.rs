@@ -49,9 +49,42 @@ pub struct ClientCtx {
     pub protocol_version: String,
     /// The client's declared capabilities.
     pub capabilities: Value,
+    /// Modern clients opt in to log messages per request (`_meta`
+    /// `logLevel`); without it they get none. Legacy clients: `None`, and the
+    /// upstream's session-wide level applies.
+    pub log_level: Option<String>,
 }
 
+/// Syslog severities in the order MCP's `LoggingLevel` lists them.
+const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
 impl ClientCtx {
+    /// Whether a request-scoped notification is for this client: a modern
+    /// client gets log messages only at or above the level it asked for.
+    fn wants(&self, notification: &Value) -> bool {
+        if self.era == Era::Legacy || notification["method"] != "notifications/message" {
+            return true;
+        }
+        let rank = |l: Option<&str>| l.and_then(|l| LOG_LEVELS.iter().position(|x| *x == l));
+        match (
+            rank(self.log_level.as_deref()),
+            rank(notification["params"]["level"].as_str()),
+        ) {
+            (Some(wanted), Some(level)) => level >= wanted,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
     fn caller(&self) -> Caller {
         let has = |k: &str| self.capabilities.get(k).is_some_and(|v| !v.is_null());
         Caller {
@@ -486,7 +519,9 @@ impl Gateway {
             match ev {
                 UpEvent::Response(r) => return r.map_err(Failure::upstream),
                 UpEvent::Notification(n) => {
-                    let _ = sink.send(ClientEvent::Notification(n));
+                    if ctx.wants(&n) {
+                        let _ = sink.send(ClientEvent::Notification(n));
+                    }
                 }
                 UpEvent::ServerRequest {
                     method: m,
@@ -695,6 +730,7 @@ impl Gateway {
             era: Era::Legacy,
             protocol_version: mcp::LATEST_LEGACY.into(),
             capabilities: json!({}),
+            log_level: None,
         };
         let (sink, _) = mpsc::unbounded_channel();
         for uri in last {

@@ -183,3 +183,37 @@ async fn a_modern_client_gets_a_clear_error_for_server_requests() {
     assert!(msg.contains("sampling/createMessage"), "{:?}", r.messages);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn modern_clients_get_log_messages_only_when_they_ask() {
+    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    let url = gw.url("/mcp");
+    let logs = |r: &crate::harness::Reply| {
+        r.messages.iter().filter(|m| m["method"] == "notifications/message").count()
+    };
+    let quiet = crate::harness::modern(&url, "tools/call", json!({"name":"test_tool_with_logging","arguments":{}})).await;
+    assert_eq!(logs(&quiet), 0, "{:?}", quiet.messages);
+    assert!(quiet.last()["result"].is_object());
+
+    let mut body = modern_body(json!(2), "tools/call", json!({"name":"test_tool_with_logging","arguments":{}}));
+    body["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = "debug".into();
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "test_tool_with_logging")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let loud = crate::harness::read_reply(resp).await;
+    assert!(logs(&loud) >= 1, "{:?}", loud.messages);
+    assert_eq!(loud.last()["id"], 2);
+    // A legacy client gets them as its session's level allows.
+    let legacy = Legacy::connect(&url).await;
+    let r = legacy.request("tools/call", json!({"name":"test_tool_with_logging","arguments":{}})).await;
+    assert!(logs(&r) >= 1, "{:?}", r.messages);
+    gw.shutdown().await;
+}

@@ -377,6 +377,7 @@ async fn initialize(
             .and_then(|p| p.get("capabilities"))
             .cloned()
             .unwrap_or(json!({})),
+        log_level: None,
     };
     let description = st.gateway.describe(route).await;
     let mut result = json!({
@@ -558,11 +559,16 @@ async fn modern_request(
         .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
         .cloned()
         .unwrap_or(json!({}));
+    let log_level = mcp::params_meta(params.as_ref())
+        .and_then(|m| m.get(meta::LOG_LEVEL))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let ctx = ClientCtx {
         client: st.client_key(),
         era: Era::Modern,
         protocol_version: version,
         capabilities,
+        log_level,
     };
     if method == "subscriptions/listen" {
         return listen(st, route, ctx, id, params).await;
@@ -1022,7 +1028,6 @@ pub fn spawn_session_reaper(st: Arc<ServerState>) {
                 }
             }
         }
-        st.sessions.close_all();
     });
 }
 
@@ -1041,6 +1046,7 @@ async fn old_sse_connect(
         era: Era::Legacy,
         protocol_version: "2024-11-05".into(),
         capabilities: json!({}),
+        log_level: None,
     };
     let session = st.sessions.create(route.path.as_str(), ctx, true);
     tracing::debug!(session = %session.id, %peer, "HTTP+SSE session started");

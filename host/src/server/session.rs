@@ -292,11 +292,4 @@ impl Sessions {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Ends every session (shutdown).
-    pub fn close_all(&self) {
-        for (_, s) in self.by_id.lock().expect("sessions lock").drain() {
-            s.closed.cancel();
-        }
-    }
 }

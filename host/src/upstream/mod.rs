@@ -47,10 +47,12 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// idempotent hints, so losing duplicates is harmless).
 const CHANGE_BUFFER: usize = 256;
 
-/// The capabilities the gateway declares to upstreams: it relays sampling and
-/// elicitation to the client that caused them.
+/// The capabilities the gateway declares to upstreams: it relays sampling,
+/// elicitation and roots requests to the client that caused them. Roots
+/// without `listChanged`: one shared upstream connection has no single
+/// client whose roots could change.
 pub fn gateway_client_capabilities() -> Value {
-    json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}})
+    json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}})
 }
 
 /// The gateway's `clientInfo` / `serverInfo`.
