@@ -193,6 +193,13 @@ impl Dispatcher {
 
     /// Routes one message received from the upstream.
     pub fn dispatch(self: &Arc<Self>, msg: Value) {
+        self.dispatch_on(msg, None);
+    }
+
+    /// Routes one message that arrived on the response stream of call `on`
+    /// (remote HTTP upstreams): a log message or server request there belongs
+    /// to that call, with no guessing.
+    pub fn dispatch_on(self: &Arc<Self>, msg: Value, on: Option<u64>) {
         let msg = match mcp::Message::from_value(msg) {
             Ok(m) => m,
             Err(e) => {
@@ -242,7 +249,7 @@ impl Dispatcher {
                     return;
                 }
                 let pending = self.pending.lock().expect("pending lock");
-                match Self::attribute(&pending, None) {
+                match Self::owner(&pending, on).or_else(|| Self::attribute(&pending, None)) {
                     Some(id) => {
                         let _ = pending[&id]
                             .tx
@@ -263,7 +270,8 @@ impl Dispatcher {
                     conn: Arc::downgrade(self),
                 };
                 let pending = self.pending.lock().expect("pending lock");
-                match Self::attribute(&pending, Some(&method)) {
+                match Self::owner(&pending, on).or_else(|| Self::attribute(&pending, Some(&method)))
+                {
                     Some(pid) => {
                         let _ = pending[&pid].tx.send(UpEvent::ServerRequest {
                             method,
@@ -284,6 +292,11 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// The call a message's transport ties it to, if that call still waits.
+    fn owner(pending: &HashMap<u64, Pending>, on: Option<u64>) -> Option<u64> {
+        on.filter(|id| pending.contains_key(id))
     }
 
     /// Picks the call that an unlinked upstream message belongs to.

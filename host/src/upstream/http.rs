@@ -73,9 +73,11 @@ impl Shared {
         }
     }
 
-    fn dispatch(&self, msg: Value) {
+    /// Feeds a message to the connection; `on` is the call whose response
+    /// stream carried it, if any.
+    fn dispatch(&self, msg: Value, on: Option<u64>) {
         if let Some(conn) = self.conn.get().and_then(Weak::upgrade) {
-            conn.dispatch(msg);
+            conn.dispatch_on(msg, on);
         }
     }
 
@@ -166,10 +168,13 @@ async fn post_message(shared: &Shared, msg: Value, id: Option<u64>) {
     };
     let fail = |message: String| {
         if let Some(id) = id {
-            shared.dispatch(mcp::response(
-                Value::from(id),
-                Err(RpcError::new(code::UPSTREAM_ERROR, message)),
-            ));
+            shared.dispatch(
+                mcp::response(
+                    Value::from(id),
+                    Err(RpcError::new(code::UPSTREAM_ERROR, message)),
+                ),
+                Some(id),
+            );
         }
     };
     let resp = match shared.request(&url, &msg).send().await {
@@ -195,7 +200,7 @@ async fn post_message(shared: &Shared, msg: Value, id: Option<u64>) {
         shared.die("the upstream ended the session (HTTP 404)".into());
         return fail(format!("upstream `{}` ended its session", shared.name));
     }
-    match read_messages(resp, |m| shared.dispatch(m)).await {
+    match read_messages(resp, |m| shared.dispatch(m, id)).await {
         Ok(()) => {}
         Err(e) if status.is_success() => fail(format!("upstream `{}`: {e}", shared.name)),
         Err(e) => fail(format!(
@@ -461,7 +466,7 @@ impl HttpUpstream {
                 match ev {
                     Ok(ev) if ev.event.is_empty() || ev.event == "message" => {
                         match serde_json::from_str(&ev.data) {
-                            Ok(v) => reader.dispatch(v),
+                            Ok(v) => reader.dispatch(v, None),
                             Err(e) => {
                                 tracing::warn!(upstream = %reader.name, error = %e, "SSE message is not JSON")
                             }
@@ -557,7 +562,7 @@ async fn listen_get_stream(shared: Arc<Shared>) {
         match req.send().await {
             Ok(resp) if resp.status().is_success() => {
                 backoff = std::time::Duration::from_millis(200);
-                let _ = read_messages(resp, |m| shared.dispatch(m)).await;
+                let _ = read_messages(resp, |m| shared.dispatch(m, None)).await;
             }
             Ok(resp) if resp.status() == StatusCode::NOT_FOUND && session.is_some() => {
                 shared.die("the upstream ended the session (HTTP 404)".into());
