@@ -23,5 +23,7 @@ mod harness;
 mod aggregation;
 mod config_files;
 mod notifications;
+mod peers;
 mod protocol;
+mod rmcp_client;
 mod upstreams;

@@ -189,13 +189,25 @@ async fn modern_clients_get_log_messages_only_when_they_ask() {
     let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
     let url = gw.url("/mcp");
     let logs = |r: &crate::harness::Reply| {
-        r.messages.iter().filter(|m| m["method"] == "notifications/message").count()
+        r.messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/message")
+            .count()
     };
-    let quiet = crate::harness::modern(&url, "tools/call", json!({"name":"test_tool_with_logging","arguments":{}})).await;
+    let quiet = crate::harness::modern(
+        &url,
+        "tools/call",
+        json!({"name":"test_tool_with_logging","arguments":{}}),
+    )
+    .await;
     assert_eq!(logs(&quiet), 0, "{:?}", quiet.messages);
     assert!(quiet.last()["result"].is_object());
 
-    let mut body = modern_body(json!(2), "tools/call", json!({"name":"test_tool_with_logging","arguments":{}}));
+    let mut body = modern_body(
+        json!(2),
+        "tools/call",
+        json!({"name":"test_tool_with_logging","arguments":{}}),
+    );
     body["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = "debug".into();
     let resp = reqwest::Client::new()
         .post(&url)
@@ -213,7 +225,12 @@ async fn modern_clients_get_log_messages_only_when_they_ask() {
     assert_eq!(loud.last()["id"], 2);
     // A legacy client gets them as its session's level allows.
     let legacy = Legacy::connect(&url).await;
-    let r = legacy.request("tools/call", json!({"name":"test_tool_with_logging","arguments":{}})).await;
+    let r = legacy
+        .request(
+            "tools/call",
+            json!({"name":"test_tool_with_logging","arguments":{}}),
+        )
+        .await;
     assert!(logs(&r) >= 1, "{:?}", r.messages);
     gw.shutdown().await;
 }

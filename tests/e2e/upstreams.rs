@@ -262,15 +262,27 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let gw = Gateway::start(&demo_config(&[("demo", "")])).await;
     let url = gw.url("/mcp");
     let client = Legacy::connect(&url).await;
-    let req = client.builder().json(&json!({"jsonrpc":"2.0","id":9,"method":"tools/call",
+    let req = client
+        .builder()
+        .json(&json!({"jsonrpc":"2.0","id":9,"method":"tools/call",
         "params":{"name":"slow","arguments":{"ms": 800, "steps": 2}}}));
-    let call = tokio::spawn(async move { crate::harness::read_reply(req.send().await.unwrap()).await });
+    let call =
+        tokio::spawn(async move { crate::harness::read_reply(req.send().await.unwrap()).await });
     assert!(eventually(Duration::from_secs(5), async || in_flight(&gw).await == 1).await);
     let addr = gw.addr;
     gw.shutdown().await;
     let reply = call.await.unwrap();
     assert_eq!(reply.last()["id"], 9);
-    assert_eq!(reply.last()["result"]["content"][0]["text"], "done", "{:?}", reply.messages);
+    assert_eq!(
+        reply.last()["result"]["content"][0]["text"],
+        "done",
+        "{:?}",
+        reply.messages
+    );
     // And nothing listens any more.
-    assert!(reqwest::get(format!("http://{addr}/healthz")).await.is_err());
+    assert!(
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .is_err()
+    );
 }
