@@ -25,6 +25,10 @@ use crate::upstream::Reply;
 /// than this while disconnected loses the oldest events.
 const STREAM_LOG: usize = 256;
 
+/// Finished POST streams whose logs a session keeps for late resumption;
+/// older ones are forgotten, so a long session does not grow without bound.
+const FINISHED_STREAMS: usize = 16;
+
 /// The stream id of a session's standalone GET stream (and of the HTTP+SSE
 /// transport's one stream); POST streams count up from 1.
 pub const STANDALONE: u64 = 0;
@@ -157,6 +161,37 @@ impl Session {
             log.finished = true;
             log.live = None;
         }
+        let mut finished: Vec<u64> = streams
+            .iter()
+            .filter(|(id, l)| l.finished && **id != STANDALONE)
+            .map(|(id, _)| *id)
+            .collect();
+        if finished.len() > FINISHED_STREAMS {
+            finished.sort_unstable();
+            for id in &finished[..finished.len() - FINISHED_STREAMS] {
+                streams.remove(id);
+            }
+        }
+    }
+
+    /// Ends the session: its requests are cancelled, its streams close, and
+    /// server requests it never answered are answered with an error, so the
+    /// upstream is not left waiting.
+    fn end(&self) {
+        self.closed.cancel();
+        let waiting: Vec<Reply> = self
+            .server_requests
+            .lock()
+            .expect("server_requests lock")
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for reply in waiting {
+            reply.send(Err(crate::mcp::RpcError::new(
+                crate::mcp::code::INTERNAL_ERROR,
+                "the client session ended before answering",
+            )));
+        }
     }
 
     /// Registers a server→client request; returns the id the client sees.
@@ -257,7 +292,7 @@ impl Sessions {
     /// Ends a session: its streams close and its requests are cancelled.
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let s = self.by_id.lock().expect("sessions lock").remove(id)?;
-        s.closed.cancel();
+        s.end();
         Some(s)
     }
 
@@ -281,7 +316,7 @@ impl Sessions {
         stale
             .into_iter()
             .filter_map(|k| by_id.remove(&k))
-            .inspect(|s| s.closed.cancel())
+            .inspect(|s| s.end())
             .collect()
     }
 
@@ -291,5 +326,70 @@ impl Sessions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::mcp::Era;
+
+    fn session() -> Arc<Session> {
+        let ctx = ClientCtx {
+            client: 1,
+            era: Era::Legacy,
+            protocol_version: "2025-11-25".into(),
+            capabilities: json!({}),
+            log_level: None,
+        };
+        Sessions::default().create("/mcp", ctx, false)
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<SseEvent>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            out.push(ev.data);
+        }
+        out
+    }
+
+    #[test]
+    fn resume_replays_after_the_last_event_and_stays_live() {
+        let s = session();
+        let (sid, mut live) = s.open_stream();
+        for n in 0..3 {
+            s.push(sid, None, format!("m{n}"));
+        }
+        assert_eq!(drain(&mut live), ["m0", "m1", "m2"]);
+        let mut resumed = s.resume(&format!("{sid}-0")).unwrap();
+        assert_eq!(drain(&mut resumed), ["m1", "m2"]);
+        s.push(sid, None, "m3".into());
+        assert_eq!(drain(&mut resumed), ["m3"], "the resumed receiver is live");
+        s.finish(sid);
+        let mut late = s.resume(&format!("{sid}-2")).unwrap();
+        assert_eq!(drain(&mut late), ["m3"]);
+        assert!(late.try_recv().is_err());
+        assert!(s.resume("99-0").is_none());
+        assert!(s.resume("garbage").is_none());
+    }
+
+    #[test]
+    fn finished_stream_logs_are_bounded() {
+        let s = session();
+        let first = s.open_stream().0;
+        s.push(first, None, "x".into());
+        s.finish(first);
+        for _ in 0..FINISHED_STREAMS {
+            let (sid, _rx) = s.open_stream();
+            s.push(sid, None, "y".into());
+            s.finish(sid);
+        }
+        assert!(
+            s.resume(&format!("{first}-0")).is_none(),
+            "the oldest log is gone"
+        );
+        assert_eq!(s.streams.lock().unwrap().len(), FINISHED_STREAMS);
     }
 }
