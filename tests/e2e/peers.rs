@@ -480,6 +480,26 @@ async fn server_everything_as_a_remote_legacy_upstream() {
         )
         .await;
     }
+    // Sampling from a remote legacy upstream, relayed on the POST stream it
+    // arrived on, to the legacy session that caused it.
+    for sdk in [Sdk::TsV1, Sdk::Py] {
+        step(
+            sdk,
+            &url,
+            &[],
+            &[
+                "--tool",
+                "trigger-sampling-request",
+                "--args",
+                r#"{"prompt":"relay me","maxTokens":20}"#,
+                "--sampling",
+                "--sampling-text",
+                "sampled over HTTP",
+            ],
+            &["sampling(1)"],
+        )
+        .await;
+    }
     gw.shutdown().await;
 
     server.stop().await;
