@@ -123,8 +123,10 @@ async fn shutdown_signal() {
 /// `SWITCHYARD_LOG_FORMAT=json` switches to JSON lines.
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal: piped logs stay plain text for tools.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|v| v == "json") {
         builder.json().init();

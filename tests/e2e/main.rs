@@ -5,6 +5,7 @@
 //!
 //! Modules:
 //! - `harness`: start a gateway from TOML; raw legacy/modern HTTP clients.
+//! - `cli`: the binary on the default config, SIGTERM.
 //! - `config_files`: every TOML under `config/` and `examples/` validates;
 //!   invalid configs fail with the file, key and value named.
 //! - `protocol`: each bad-input class, header validation, sessions,
@@ -21,6 +22,7 @@
 mod harness;
 
 mod aggregation;
+mod cli;
 mod config_files;
 mod notifications;
 mod peers;
