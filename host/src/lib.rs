@@ -60,6 +60,13 @@ pub async fn run(
         shutdown.await;
         signal.cancel();
     });
+    // TCP_NODELAY: replies are small and latency is the point; Nagle's
+    // algorithm would hold a reply's last segment back for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let serve = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -74,7 +74,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let rt = runtime();
             match rt.block_on(serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -102,6 +102,20 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The gateway's runtime: multi-threaded, `SWITCHYARD_WORKER_THREADS`
+/// workers (default: one per core).
+fn runtime() -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("SWITCHYARD_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().expect("tokio runtime")
 }
 
 async fn serve(config: switchyard::config::Config) -> anyhow::Result<()> {

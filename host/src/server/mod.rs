@@ -20,7 +20,9 @@ mod edge;
 pub mod session;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
@@ -586,16 +588,120 @@ async fn modern_request(
     .await
 }
 
-/// What the request task hands the HTTP handler first.
+/// The pipeline work of one request, boxed so that it can move from the
+/// HTTP handler into a task of its own when the reply becomes a stream.
+type Work = Pin<Box<dyn Future<Output = Result<Value, Failure>> + Send>>;
+
+/// A request whose pipeline work is running.
+struct Running {
+    /// `None` once the work has finished or was handed to a task.
+    work: Option<Work>,
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+    id: Value,
+    era: Era,
+    target: Target,
+    session: Option<Arc<Session>>,
+    /// Fires on the client's `notifications/cancelled` (legacy).
+    cancel: CancellationToken,
+    /// For `resources/(un)subscribe`: the session's subscription to update.
+    track_uri: Option<(String, bool)>,
+    /// The session stream a legacy reply is on, once it is a stream.
+    sid: Option<u64>,
+}
+
+/// How the first wait of a request ended.
 enum First {
     Done(Result<Value, Failure>),
-    Stream(mpsc::UnboundedReceiver<SseEvent>),
-    Accepted,
+    Event(ClientEvent),
+    Cancelled,
+}
+
+impl Running {
+    /// Waits for the result or the first event, whichever comes first
+    /// (events first: they must precede the result on the wire).
+    async fn first(&mut self) -> First {
+        let work = self.work.as_mut().expect("work is running");
+        tokio::select! {
+            biased;
+            ev = self.events.recv() => First::Event(ev.expect("the sink lives as long as the work")),
+            r = work => {
+                self.work = None;
+                First::Done(r)
+            }
+            _ = self.cancel.cancelled() => {
+                self.work = None;
+                First::Cancelled
+            }
+        }
+    }
+
+    /// Bookkeeping once the request is over (`None`: cancelled).
+    fn settle(&self, outcome: Option<&Result<Value, Failure>>) {
+        settle(
+            self.session.as_deref(),
+            &self.id,
+            self.track_uri.as_ref(),
+            outcome,
+        );
+    }
+}
+
+fn settle(
+    session: Option<&Session>,
+    id: &Value,
+    track_uri: Option<&(String, bool)>,
+    outcome: Option<&Result<Value, Failure>>,
+) {
+    let Some(s) = session else { return };
+    if let (Some(Ok(_)), Some((uri, add))) = (outcome, track_uri) {
+        let mut subs = s.subscriptions.lock().expect("subs lock");
+        if *add {
+            subs.insert(uri.clone());
+        } else {
+            subs.remove(uri);
+        }
+    }
+    s.untrack(id);
+}
+
+impl Drop for Running {
+    /// The handler was dropped while the work still ran: the client went
+    /// away before its reply. A modern request is cancelled by that (dropping
+    /// the work cancels the upstream call); a legacy one is not (the spec
+    /// says a disconnect is no cancellation), so it finishes in a task.
+    fn drop(&mut self) {
+        let Some(work) = self.work.take() else { return };
+        if self.target == Target::Modern {
+            return;
+        }
+        let (session, id, track, cancel) = (
+            self.session.clone(),
+            self.id.clone(),
+            self.track_uri.take(),
+            self.cancel.clone(),
+        );
+        let mut events = std::mem::replace(&mut self.events, mpsc::unbounded_channel().1);
+        tokio::spawn(async move {
+            tokio::pin!(work);
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut work => break Some(r),
+                    _ = cancel.cancelled() => break None,
+                    Some(ev) = events.recv() => {
+                        if let ClientEvent::ServerRequest { reply, .. } = ev {
+                            reply.send(Err(RpcError::new(code::INTERNAL_ERROR, "the client went away")));
+                        }
+                    }
+                }
+            };
+            settle(session.as_deref(), &id, track.as_ref(), outcome.as_ref());
+        });
+    }
 }
 
 /// Runs one request through the pipeline and shapes the reply (see the
-/// module docs). The work runs in its own task so that a legacy request
-/// survives a dropped connection; a modern one is cancelled by it.
+/// module docs). The work runs in the handler until the result or the first
+/// event; only a reply that becomes a stream moves it to a task of its own.
 #[allow(clippy::too_many_arguments)]
 async fn exchange(
     st: &Arc<ServerState>,
@@ -608,108 +714,146 @@ async fn exchange(
     session: Option<Arc<Session>>,
 ) -> Response {
     let era = ctx.era;
-    let (first_tx, first_rx) = oneshot::channel::<First>();
     let gateway = Arc::clone(&st.gateway);
-    let task_id = id.clone();
     let cancel = match &session {
         Some(s) => s.track(&id),
         None => CancellationToken::new(),
     };
-    // Fires when the client stops waiting: the handler future or the SSE body
-    // holding `gone_guard` is dropped. For modern requests that IS cancellation.
-    let gone = CancellationToken::new();
-    let gone_guard = gone.clone().drop_guard();
-    tokio::spawn(async move {
-        let id = task_id;
-        let (sink, mut events) = mpsc::unbounded_channel();
-        let track_uri = subscription_change(&method, params.as_ref());
-        let work = gateway.handle(&route, &ctx, &method, params, &sink);
-        tokio::pin!(work);
-        let mut first_tx = Some(first_tx);
-        let mut stream: Option<(u64, Option<mpsc::UnboundedSender<SseEvent>>)> = None;
-        let outcome = loop {
-            tokio::select! {
-                biased;
-                ev = events.recv() => {
-                    let Some(ev) = ev else { continue };
-                    let data = client_event_json(ev, session.as_deref());
-                    if stream.is_none() {
-                        stream = Some(open_stream(target, session.as_deref(), &mut first_tx));
-                    }
-                    let (sid, modern_tx) = stream.as_ref().expect("opened above");
-                    emit(*sid, modern_tx.as_ref(), session.as_deref(), data);
-                }
-                result = &mut work => break Some(result),
-                _ = cancel.cancelled() => break None,
-                _ = gone.cancelled(), if target == Target::Modern => return,
-            }
-        };
-        if let (Some(s), Some(Ok(_)), Some((uri, add))) = (&session, &outcome, &track_uri) {
-            let mut subs = s.subscriptions.lock().expect("subs lock");
-            if *add {
-                subs.insert(uri.clone());
-            } else {
-                subs.remove(uri);
-            }
-        }
-        if let Some(s) = &session {
-            s.untrack(&id);
-        }
-        let Some(result) = outcome else {
-            // Cancelled by the client: no response is owed; close the stream.
-            if let Some((sid, _)) = stream
-                && let Some(s) = &session
-            {
-                s.finish(sid);
-            }
-            if let Some(tx) = first_tx.take() {
-                let _ = tx.send(First::Accepted);
-            }
-            return;
-        };
-        match stream {
-            None if target == Target::OldSse => {
-                let s = session.as_deref().expect("HTTP+SSE has a session");
-                s.push(STANDALONE, Some("message"), final_json(id, result, era));
-            }
-            None => {
-                if let Some(tx) = first_tx.take() {
-                    let _ = tx.send(First::Done(result));
-                }
-            }
-            Some((sid, modern_tx)) => {
-                while let Ok(ev) = events.try_recv() {
-                    let data = client_event_json(ev, session.as_deref());
-                    emit(sid, modern_tx.as_ref(), session.as_deref(), data);
-                }
-                emit(
-                    sid,
-                    modern_tx.as_ref(),
-                    session.as_deref(),
-                    final_json(id, result, era),
-                );
-                if let Some(s) = &session
-                    && target == Target::Legacy
-                {
-                    s.finish(sid);
-                }
-            }
-        }
-    });
+    let (sink, events) = mpsc::unbounded_channel();
+    let track_uri = subscription_change(&method, params.as_ref());
+    let work: Work =
+        Box::pin(async move { gateway.handle(&route, &ctx, &method, params, &sink).await });
+    let mut run = Running {
+        work: Some(work),
+        events,
+        id,
+        era,
+        target,
+        session,
+        cancel,
+        track_uri,
+        sid: None,
+    };
     if target == Target::OldSse {
+        // HTTP+SSE: everything goes on the session's stream; the POST is
+        // only acknowledged.
+        tokio::spawn(stream_rest(run, None));
         return StatusCode::ACCEPTED.into_response();
     }
-    match first_rx.await {
-        Ok(First::Done(Ok(v))) => edge::reply(StatusCode::OK, mcp::response(id, Ok(v))),
-        Ok(First::Done(Err(f))) => error_reply(id, f.error, f.side, era, f.http_status),
-        Ok(First::Stream(rx)) => {
-            let events = UnboundedReceiverStream::new(rx).map(move |ev| {
-                let _held = &gone_guard;
-                ev
-            });
-            sse_response(events, None)
+    match run.first().await {
+        First::Done(result) => {
+            run.settle(Some(&result));
+            match result {
+                Ok(v) => edge::reply(StatusCode::OK, mcp::response(run.id.clone(), Ok(v))),
+                Err(f) => error_reply(run.id.clone(), f.error, f.side, era, f.http_status),
+            }
         }
-        Ok(First::Accepted) | Err(_) => StatusCode::ACCEPTED.into_response(),
+        First::Cancelled => {
+            run.settle(None);
+            StatusCode::ACCEPTED.into_response()
+        }
+        First::Event(ev) => {
+            let rx = match target {
+                Target::Legacy => {
+                    let s = run
+                        .session
+                        .as_ref()
+                        .expect("legacy requests have a session");
+                    let (sid, rx) = s.open_stream();
+                    run.sid = Some(sid);
+                    rx
+                }
+                _ => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let gone = CancellationToken::new();
+                    let guard = gone.clone().drop_guard();
+                    run_modern_stream(run, ev, tx, gone);
+                    let events = UnboundedReceiverStream::new(rx).map(move |ev| {
+                        let _held = &guard;
+                        ev
+                    });
+                    return sse_response(events, None);
+                }
+            };
+            tokio::spawn(stream_rest(run, Some(ev)));
+            sse_response(UnboundedReceiverStream::new(rx), None)
+        }
+    }
+}
+
+/// A modern request's stream: events then the result, on a channel whose
+/// receiver is the response body; the client closing it (`gone`) cancels.
+fn run_modern_stream(
+    mut run: Running,
+    first: ClientEvent,
+    tx: mpsc::UnboundedSender<SseEvent>,
+    gone: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let send = |data: String| {
+            let _ = tx.send(SseEvent {
+                id: None,
+                event: Some("message"),
+                data,
+            });
+        };
+        send(client_event_json(first, None));
+        let Some(mut work) = run.work.take() else {
+            return;
+        };
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(ev) = run.events.recv() => send(client_event_json(ev, None)),
+                r = &mut work => break r,
+                _ = gone.cancelled() => return,
+            }
+        };
+        while let Ok(ev) = run.events.try_recv() {
+            send(client_event_json(ev, None));
+        }
+        send(final_json(run.id.clone(), result, run.era));
+    });
+}
+
+/// The rest of a legacy request whose reply is a stream (its POST's own
+/// stream, or the HTTP+SSE session stream): events as they come, then the
+/// result; the log of the POST stream makes it resumable.
+async fn stream_rest(mut run: Running, first: Option<ClientEvent>) {
+    let session = run.session.clone().expect("legacy requests have a session");
+    let sid = match run.target {
+        Target::OldSse => STANDALONE,
+        _ => run.sid.expect("the stream was opened"),
+    };
+    if let Some(ev) = first {
+        session.push(sid, Some("message"), client_event_json(ev, Some(&session)));
+    }
+    let Some(mut work) = run.work.take() else {
+        return;
+    };
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            Some(ev) = run.events.recv() => {
+                session.push(sid, Some("message"), client_event_json(ev, Some(&session)));
+            }
+            r = &mut work => break Some(r),
+            _ = run.cancel.cancelled() => break None,
+        }
+    };
+    run.settle(outcome.as_ref());
+    if let Some(result) = outcome {
+        while let Ok(ev) = run.events.try_recv() {
+            session.push(sid, Some("message"), client_event_json(ev, Some(&session)));
+        }
+        session.push(
+            sid,
+            Some("message"),
+            final_json(run.id.clone(), result, run.era),
+        );
+    }
+    if sid != STANDALONE {
+        session.finish(sid);
     }
 }
 
@@ -721,51 +865,6 @@ fn subscription_change(method: &str, params: Option<&Value>) -> Option<(String, 
         _ => return None,
     };
     Some((params?.get("uri")?.as_str()?.to_owned(), add))
-}
-
-/// Opens the SSE stream a request's events go to.
-fn open_stream(
-    target: Target,
-    session: Option<&Session>,
-    first_tx: &mut Option<oneshot::Sender<First>>,
-) -> (u64, Option<mpsc::UnboundedSender<SseEvent>>) {
-    match target {
-        Target::OldSse => (STANDALONE, None),
-        Target::Legacy => {
-            let s = session.expect("legacy requests have a session");
-            let (sid, rx) = s.open_stream();
-            if let Some(tx) = first_tx.take() {
-                let _ = tx.send(First::Stream(rx));
-            }
-            (sid, None)
-        }
-        Target::Modern => {
-            let (tx, rx) = mpsc::unbounded_channel();
-            if let Some(f) = first_tx.take() {
-                let _ = f.send(First::Stream(rx));
-            }
-            (0, Some(tx))
-        }
-    }
-}
-
-fn emit(
-    sid: u64,
-    modern_tx: Option<&mpsc::UnboundedSender<SseEvent>>,
-    session: Option<&Session>,
-    data: String,
-) {
-    match (modern_tx, session) {
-        (Some(tx), _) => {
-            let _ = tx.send(SseEvent {
-                id: None,
-                event: Some("message"),
-                data,
-            });
-        }
-        (None, Some(s)) => s.push(sid, Some("message"), data),
-        (None, None) => {}
-    }
 }
 
 /// A client event as the JSON text of a JSON-RPC message. Server requests

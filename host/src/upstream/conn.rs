@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::mcp::{self, RpcError, code};
 
@@ -120,7 +121,25 @@ struct Pending {
     caller: Caller,
     /// The client's own progress token, restored on the way down.
     progress_token: Option<Value>,
+    /// How long the call may wait in silence, and until when it may now.
+    timeout: Duration,
+    deadline: Instant,
 }
+
+impl Pending {
+    /// Delivers an event; the upstream spoke, so the silence clock restarts.
+    fn deliver(&mut self, ev: UpEvent) {
+        self.deadline = Instant::now() + self.timeout;
+        let _ = self.tx.send(ev);
+    }
+}
+
+/// How often a connection looks for calls past their deadline. Timeouts are
+/// enforced by this one sweep per connection rather than a timer per call:
+/// arming a timer per request woke the runtime's driver thread on every
+/// call, which measurably added latency. The cost is up to this much
+/// lateness on a timeout.
+const SWEEP: Duration = Duration::from_millis(250);
 
 /// The shared side of one upstream connection (see the module docs).
 pub struct Dispatcher {
@@ -138,14 +157,45 @@ impl Dispatcher {
         outbound: impl Outbound,
         on_change: impl Fn(Value) + Send + Sync + 'static,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        let conn = Arc::new(Self {
             name: name.to_owned(),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             outbound: Box::new(outbound),
             on_change: Box::new(on_change),
             closed: Mutex::new(None),
-        })
+        });
+        tokio::spawn(sweep(Arc::downgrade(&conn)));
+        conn
+    }
+
+    /// Fails the calls whose upstream stayed silent past their timeout.
+    fn expire(&self) {
+        let now = Instant::now();
+        let overdue: Vec<(u64, Pending)> = {
+            let mut pending = self.pending.lock().expect("pending lock");
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| pending.remove(&id).map(|p| (id, p)))
+                .collect()
+        };
+        for (id, p) in overdue {
+            let _ = p.tx.send(UpEvent::Response(Err(RpcError::new(
+                code::UPSTREAM_ERROR,
+                format!(
+                    "upstream `{}` sent nothing for {}",
+                    self.name,
+                    humantime::format_duration(p.timeout)
+                ),
+            ))));
+            if !self.is_closed() {
+                self.outbound.cancel(id);
+            }
+        }
     }
 
     /// Sends a request upstream under a fresh id.
@@ -173,6 +223,8 @@ impl Dispatcher {
                 tx,
                 caller,
                 progress_token,
+                timeout,
+                deadline: Instant::now() + timeout,
             },
         );
         self.outbound
@@ -182,7 +234,6 @@ impl Dispatcher {
             rx,
             conn: Arc::clone(self),
             done: false,
-            timeout,
         })
     }
 
@@ -215,9 +266,7 @@ impl Dispatcher {
                 };
                 let pending = self.pending.lock().expect("pending lock").remove(&id);
                 match pending {
-                    Some(p) => {
-                        let _ = p.tx.send(UpEvent::Response(result));
-                    }
+                    Some(mut p) => p.deliver(UpEvent::Response(result)),
                     None => {
                         tracing::debug!(upstream = %self.name, id, "response for a call no longer waiting")
                     }
@@ -235,25 +284,23 @@ impl Dispatcher {
                         .as_ref()
                         .and_then(|p| p.get("progressToken"))
                         .and_then(Value::as_u64);
-                    let pending = self.pending.lock().expect("pending lock");
-                    if let Some((p, t)) = token
-                        .and_then(|t| pending.get(&t))
-                        .and_then(|p| p.progress_token.clone().map(|t| (p, t)))
+                    let mut pending = self.pending.lock().expect("pending lock");
+                    if let Some(p) = token.and_then(|t| pending.get_mut(&t))
+                        && let Some(t) = p.progress_token.clone()
                     {
                         if let Some(obj) = params.as_mut().and_then(Value::as_object_mut) {
                             obj.insert("progressToken".into(), t);
                         }
-                        let _ =
-                            p.tx.send(UpEvent::Notification(mcp::notification(&method, params)));
+                        p.deliver(UpEvent::Notification(mcp::notification(&method, params)));
                     }
                     return;
                 }
-                let pending = self.pending.lock().expect("pending lock");
+                let mut pending = self.pending.lock().expect("pending lock");
                 match Self::owner(&pending, on).or_else(|| Self::attribute(&pending, None)) {
                     Some(id) => {
-                        let _ = pending[&id]
-                            .tx
-                            .send(UpEvent::Notification(mcp::notification(&method, params)));
+                        if let Some(p) = pending.get_mut(&id) {
+                            p.deliver(UpEvent::Notification(mcp::notification(&method, params)));
+                        }
                     }
                     None => {
                         tracing::debug!(upstream = %self.name, %method, "notification outside any attributable call dropped")
@@ -269,15 +316,17 @@ impl Dispatcher {
                     id: id.clone(),
                     conn: Arc::downgrade(self),
                 };
-                let pending = self.pending.lock().expect("pending lock");
+                let mut pending = self.pending.lock().expect("pending lock");
                 match Self::owner(&pending, on).or_else(|| Self::attribute(&pending, Some(&method)))
                 {
                     Some(pid) => {
-                        let _ = pending[&pid].tx.send(UpEvent::ServerRequest {
-                            method,
-                            params,
-                            reply,
-                        });
+                        if let Some(p) = pending.get_mut(&pid) {
+                            p.deliver(UpEvent::ServerRequest {
+                                method,
+                                params,
+                                reply,
+                            });
+                        }
                     }
                     None => {
                         drop(pending);
@@ -379,6 +428,17 @@ impl Dispatcher {
     }
 }
 
+/// Expires overdue calls every [`SWEEP`] until the connection is gone.
+async fn sweep(conn: std::sync::Weak<Dispatcher>) {
+    loop {
+        tokio::time::sleep(SWEEP).await;
+        match conn.upgrade() {
+            Some(c) if !c.is_closed() => c.expire(),
+            _ => return,
+        }
+    }
+}
+
 /// One call in flight: read its events with [`CallHandle::next`]; drop it
 /// to cancel.
 pub struct CallHandle {
@@ -386,31 +446,22 @@ pub struct CallHandle {
     rx: mpsc::UnboundedReceiver<UpEvent>,
     conn: Arc<Dispatcher>,
     done: bool,
-    timeout: Duration,
 }
 
 impl CallHandle {
-    /// The next event, or a timeout error when the upstream stays silent for
-    /// longer than its configured timeout. After the response, `None`.
+    /// The next event. The last is always a response: the upstream's, or an
+    /// error when the connection closed or the upstream stayed silent past
+    /// its timeout. After the response, `None`.
     pub async fn next(&mut self) -> Option<UpEvent> {
         if self.done {
             return None;
         }
-        let ev = match tokio::time::timeout(self.timeout, self.rx.recv()).await {
-            Ok(Some(ev)) => ev,
-            Ok(None) => UpEvent::Response(Err(RpcError::new(
+        let ev = self.rx.recv().await.unwrap_or_else(|| {
+            UpEvent::Response(Err(RpcError::new(
                 code::UPSTREAM_ERROR,
                 format!("upstream `{}` closed the connection", self.conn.name),
-            ))),
-            Err(_) => UpEvent::Response(Err(RpcError::new(
-                code::UPSTREAM_ERROR,
-                format!(
-                    "upstream `{}` sent nothing for {}",
-                    self.conn.name,
-                    humantime::format_duration(self.timeout)
-                ),
-            ))),
-        };
+            )))
+        });
         if matches!(ev, UpEvent::Response(_)) {
             self.done = true;
         }
@@ -491,6 +542,36 @@ mod tests {
         assert_eq!(n["params"]["progressToken"], "mine");
         assert!(matches!(a.next().await, Some(UpEvent::Response(Ok(r))) if r["a"] == true));
         assert!(matches!(b.next().await, Some(UpEvent::Response(Ok(r))) if r["b"] == true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_upstream_times_out_and_progress_restarts_the_clock() {
+        let out = Capture::default();
+        let d = Dispatcher::new("u", out.clone(), |_| {});
+        let mut h = d
+            .call(
+                "slow",
+                Some(json!({"_meta": {"progressToken": 1}})),
+                caller(1),
+                Duration::from_secs(2),
+            )
+            .unwrap();
+        let id = out.0.lock().unwrap()[0]["id"].clone();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        d.dispatch(json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken": id, "progress": 1}}));
+        assert!(matches!(h.next().await, Some(UpEvent::Notification(_))));
+        // 1.5 s after the progress the call is still alive...
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(d.in_flight(), 1);
+        // ...and 2 s of silence later it has failed and been cancelled upstream.
+        let Some(UpEvent::Response(Err(e))) = h.next().await else {
+            panic!("a timeout error")
+        };
+        assert!(e.message.contains("sent nothing for 2s"), "{e}");
+        assert_eq!(
+            out.0.lock().unwrap().last().unwrap()["method"],
+            "notifications/cancelled"
+        );
     }
 
     #[tokio::test]

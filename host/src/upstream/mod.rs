@@ -120,6 +120,10 @@ impl Upstream {
     /// The current connection, waiting while the upstream is starting (up to
     /// its timeout); a dead or stopped upstream is an immediate error.
     pub async fn live(&self) -> Result<Arc<Live>, RpcError> {
+        // The common case, without arming a timer.
+        if let UpState::Ready(live) = &*self.state.borrow() {
+            return Ok(Arc::clone(live));
+        }
         let mut rx = self.state.subscribe();
         let wait = async {
             loop {
