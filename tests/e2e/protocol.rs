@@ -352,3 +352,77 @@ async fn healthz_reports_upstreams() {
     assert!(gw.pid_of("demo").await.is_some());
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn hostile_input_never_takes_the_gateway_down() {
+    let gw = Gateway::start(&demo_config(&[("alpha", ""), ("beta", "")])).await;
+    let url = gw.url("/mcp");
+    let client = Legacy::connect(&url).await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let bodies: Vec<String> = vec![
+        deep,
+        "\u{0}\u{1}\u{2}".into(),
+        "null".into(),
+        "\"just a string\"".into(),
+        json!({"jsonrpc":"2.0","id":{"nested":1},"method":"ping"}).to_string(),
+        json!({"jsonrpc":"2.0","id":u64::MAX,"method":"tools/call","params":{"name":"alpha__echo","arguments":{"message":"big id"}}}).to_string(),
+        json!({"jsonrpc":"2.0","id":-1,"method":"tools/list","params":{"cursor":""}}).to_string(),
+        json!({"jsonrpc":"2.0","id":2,"result":{"unsolicited":true}}).to_string(),
+        json!({"jsonrpc":"2.0","id":3,"error":{"code":"x"}}).to_string(),
+        json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":{"x":[1]}}}).to_string(),
+    ];
+    for method in [
+        "tools/call",
+        "tools/list",
+        "prompts/get",
+        "prompts/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "resources/templates/list",
+        "completion/complete",
+        "logging/setLevel",
+        "ping",
+        "server/discover",
+    ] {
+        for params in [
+            json!([1, 2]),
+            json!({"name": 7, "uri": [], "cursor": 5, "ref": "x"}),
+            json!({"ref": {"type": "ref/prompt", "name": {}}}),
+        ] {
+            let r = client
+                .post(json!({"jsonrpc":"2.0","id":"h","method":method,"params":params}))
+                .await;
+            assert!(r.status < 500, "{method} {params}: HTTP {}", r.status);
+            let modern_r = modern(&url, method, json!({"name": 7, "cursor": [], "ref": 1})).await;
+            assert!(
+                modern_r.status < 500,
+                "modern {method}: HTTP {}",
+                modern_r.status
+            );
+        }
+    }
+    for body in bodies {
+        let r = client.builder().body(body.clone()).send().await.unwrap();
+        assert!(
+            r.status().as_u16() < 500,
+            "{}: HTTP {}",
+            &body[..body.len().min(60)],
+            r.status()
+        );
+    }
+    // Still serving, the session intact, both upstreams alive.
+    assert_eq!(
+        client
+            .call_text("alpha__echo", json!({"message": "alive"}))
+            .await,
+        "Echo: alive"
+    );
+    assert_eq!(
+        client
+            .call_text("beta__echo", json!({"message": "alive"}))
+            .await,
+        "Echo: alive"
+    );
+    gw.shutdown().await;
+}
