@@ -299,17 +299,51 @@ pub async fn modern(url: &str, method: &str, params: Value) -> Reply {
     read_reply(req.json(&body).send().await.unwrap()).await
 }
 
+/// What /proc says of one process: (state, parent pid, process group).
+fn proc_stat(pid: u32) -> Option<(String, u32, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: state, ppid, pgrp.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.to_owned();
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, ppid, pgrp))
+}
+
+/// Every live (non-zombie) process with its parent and group.
+fn processes() -> Vec<(u32, u32, i32)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (state, ppid, pgrp) = proc_stat(pid)?;
+            (state != "Z").then_some((pid, ppid, pgrp))
+        })
+        .collect()
+}
+
 /// Whether a process is alive (and not a zombie).
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            state != Some("Z")
-        }
-        Err(_) => false,
-    }
+    proc_stat(pid).is_some_and(|(state, _, _)| state != "Z")
+}
+
+/// The live children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|(_, ppid, _)| *ppid == pid)
+        .map(|(p, _, _)| p)
+        .collect()
+}
+
+/// The live members of process group `pgid`.
+pub fn group_members(pgid: i32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|(_, _, g)| *g == pgid)
+        .map(|(p, _, _)| p)
+        .collect()
 }
 
 /// Waits up to `limit` for `cond`.

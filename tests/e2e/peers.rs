@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::harness::{Gateway, MODERN, alive, demo_config, eventually};
+use crate::harness::{Gateway, MODERN, alive, demo_config, eventually, group_members};
 
 /// How long one client script may run, end to end.
 const CLIENT_LIMIT: Duration = Duration::from_secs(40);
@@ -144,6 +144,30 @@ async fn step(sdk: Sdk, url: &str, extra: &[&str], args: &[&str], steps: &[&str]
     for step in steps {
         assert!(summary.contains(step), "no {step:?} in {summary}");
     }
+}
+
+/// Lists tools and calls server-everything's (or the demo's) `echo` with
+/// `message`, expecting it back.
+async fn echo_through(sdk: Sdk, url: &str, message: &str) {
+    let args = serde_json::json!({ "message": message }).to_string();
+    let expected = format!("Echo: {message}");
+    step(
+        sdk,
+        url,
+        &[],
+        &[
+            "--expect-tool",
+            "echo",
+            "--tool",
+            "echo",
+            "--args",
+            &args,
+            "--expect-text",
+            &expected,
+        ],
+        &["tools/call:echo"],
+    )
+    .await;
 }
 
 /// A tool call with its expected text, `resources/read` and `prompts/get`
@@ -330,23 +354,7 @@ async fn server_everything_as_a_stdio_upstream() {
     let child = gw.pid_of("everything").await.expect("a pid for the child");
     let url = gw.url("/mcp");
     for sdk in [Sdk::TsV1, Sdk::Py] {
-        step(
-            sdk,
-            &url,
-            &[],
-            &[
-                "--expect-tool",
-                "echo",
-                "--tool",
-                "echo",
-                "--args",
-                r#"{"message":"through the gateway"}"#,
-                "--expect-text",
-                "Echo: through the gateway",
-            ],
-            &["tools/call:echo"],
-        )
-        .await;
+        echo_through(sdk, &url, "through the gateway").await;
     }
     gw.shutdown().await;
     assert!(
@@ -382,28 +390,6 @@ impl Drop for Group {
         // SAFETY: as in `stop`; a group that is gone already gets ESRCH.
         unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
     }
-}
-
-/// The live (non-zombie) processes in process group `pgid`.
-fn group_members(pgid: i32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // After the command name: state, ppid, pgrp.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        if fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) && fields[0] != "Z" {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 fn free_port() -> u16 {
@@ -462,23 +448,7 @@ async fn server_everything_as_a_remote_legacy_upstream() {
     assert_eq!(h["upstreams"][0]["detail"], "legacy", "{h}");
     let url = gw.url("/mcp");
     for sdk in [Sdk::TsV1, Sdk::Py, Sdk::TsModern] {
-        step(
-            sdk,
-            &url,
-            &[],
-            &[
-                "--expect-tool",
-                "echo",
-                "--tool",
-                "echo",
-                "--args",
-                r#"{"message":"over two hops"}"#,
-                "--expect-text",
-                "Echo: over two hops",
-            ],
-            &["tools/call:echo"],
-        )
-        .await;
+        echo_through(sdk, &url, "over two hops").await;
     }
     // Sampling from a remote legacy upstream, relayed on the POST stream it
     // arrived on, to the legacy session that caused it.

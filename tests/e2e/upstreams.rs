@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{Gateway, Legacy, alive, demo_config, eventually, modern};
+use crate::harness::{Gateway, Legacy, alive, children, demo_config, eventually, modern};
 
 #[tokio::test]
 async fn two_clients_reusing_id_1_each_get_their_own_answers() {
@@ -160,27 +160,6 @@ async fn a_dead_child_gives_an_error_at_once_and_comes_back() {
     assert_ne!(before, after);
     assert!(!alive(before));
     gw.shutdown().await;
-}
-
-/// Children of `pid`, from /proc.
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|s| s.parse::<u32>().ok());
-        if ppid == Some(pid) {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test]
