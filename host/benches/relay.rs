@@ -14,6 +14,7 @@
 //! | path | what runs |
 //! |---|---|
 //! | `direct-stdio` | this process writes newline-delimited JSON-RPC to the server's stdin, N requests in flight (the floor) |
+//! | `switchyard-ping` | `switchyard serve`, one legacy session, `ping` (answered by the gateway: the HTTP leg alone, no upstream) |
 //! | `switchyard` | `switchyard serve`, one legacy session (`initialize`, then `Mcp-Session-Id`) |
 //! | `switchyard-modern` | `switchyard serve`, stateless 2026-07-28 requests (`_meta` + `Mcp-Method`/`Mcp-Name` headers) |
 //! | `supergateway` | `supergateway --stateful` (stdio → streamable HTTP), one session |
@@ -57,8 +58,9 @@ const MODERN: &str = "2026-07-28";
 const EXPECT: &str = "Echo: hello";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-const PATHS: [&str; 6] = [
+const PATHS: [&str; 7] = [
     "direct-stdio",
+    "switchyard-ping",
     "switchyard",
     "switchyard-modern",
     "supergateway",
@@ -454,13 +456,18 @@ fn shell_quote(argv: &[String]) -> String {
 
 /// Whether one JSON-RPC response is a good echo result.
 fn check_message(msg: &Value, raw: &str) -> Result<(), String> {
+    check_reply(msg, raw, EXPECT)
+}
+
+/// Whether one JSON-RPC response is a result containing `expect`.
+fn check_reply(msg: &Value, raw: &str, expect: &str) -> Result<(), String> {
     let bad = || {
         Err(format!(
             "bad reply: {}",
             raw.chars().take(300).collect::<String>()
         ))
     };
-    if msg.get("error").is_some() || msg["result"]["isError"] == true || !raw.contains(EXPECT) {
+    if msg.get("error").is_some() || msg["result"]["isError"] == true || !raw.contains(expect) {
         return bad();
     }
     Ok(())
@@ -580,11 +587,17 @@ struct HttpTarget {
     path: String,
     headers: HeaderMap,
     modern: bool,
+    /// `ping` instead of `tools/call`: answered by the gateway itself, so
+    /// the row shows the HTTP edge's cost with no upstream leg.
+    ping: bool,
     next_id: AtomicU64,
 }
 
 impl HttpTarget {
     fn body(&self, id: u64) -> Bytes {
+        if self.ping {
+            return Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#));
+        }
         let meta = if self.modern {
             format!(
                 r#","_meta":{{"io.modelcontextprotocol/protocolVersion":"{MODERN}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"relay-bench","version":"1"}}}}"#
@@ -612,6 +625,7 @@ impl HttpTarget {
         }
         let msgs = body_messages(r.sse, &r.body);
         match msgs.iter().find(|(m, _)| m["id"] == id) {
+            Some((m, raw)) if self.ping => check_reply(m, raw, r#""result":{}"#),
             Some((m, raw)) => check_message(m, raw),
             None => Err(format!(
                 "no response with id {id}: {}",
@@ -1080,6 +1094,7 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
             path: "/mcp".to_owned(),
             headers,
             modern,
+            ping: name == "switchyard-ping",
             next_id: AtomicU64::new(1),
         }))
     };
@@ -1096,7 +1111,7 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
                 root_is_upstream: true,
             })
         }
-        "switchyard" | "switchyard-modern" => {
+        "switchyard" | "switchyard-modern" | "switchyard-ping" => {
             let port = free_port()?;
             let config = env.tmp.join(format!("{name}.toml"));
             let toml = format!(
@@ -1114,7 +1129,7 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
             let mut p = Proc::spawn(name, &argv, &[], &log, false)?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             switchyard_ready(addr, &mut p).await?;
-            let target = if name == "switchyard" {
+            let target = if name != "switchyard-modern" {
                 let headers = legacy_session(addr, "/mcp", std::slice::from_mut(&mut p)).await?;
                 http(addr, headers, false)
             } else {
