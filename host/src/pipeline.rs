@@ -534,6 +534,26 @@ impl Gateway {
                         "roots/list" => caller.roots,
                         _ => false,
                     };
+                    if ctx.era == Era::Modern && !able {
+                        // The request needs a capability this modern client
+                        // did not declare: that is -32021, with what it needs.
+                        let capability = match m.as_str() {
+                            "sampling/createMessage" => "sampling",
+                            "elicitation/create" => "elicitation",
+                            "roots/list" => "roots",
+                            _ => "",
+                        };
+                        let msg = format!(
+                            "this request needs the client capability `{capability}` ({m})"
+                        );
+                        reply.send(Err(RpcError::new(code::METHOD_NOT_FOUND, msg.clone())));
+                        return Err(Failure {
+                            error: RpcError::new(code::MISSING_CAPABILITY, msg)
+                                .with_data(json!({"requiredCapabilities": {capability: {}}})),
+                            side: Side::Client,
+                            http_status: None,
+                        });
+                    }
                     if ctx.era == Era::Modern {
                         let msg = format!(
                             "upstream `{}` asked the client for {m}; relaying server requests to {} clients is not supported yet",

@@ -170,17 +170,45 @@ async fn sampling_is_relayed_to_the_legacy_session_that_caused_it() {
 #[tokio::test]
 async fn a_modern_client_gets_a_clear_error_for_server_requests() {
     let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    let url = gw.url("/mcp");
+    // Without the capability: -32021 with HTTP 400, naming what is missing.
     let r = crate::harness::modern(
-        &gw.url("/mcp"),
+        &url,
         "tools/call",
         json!({"name":"test_sampling","arguments":{"prompt":"hi"}}),
     )
     .await;
+    assert_eq!(r.status, 400, "{:?}", r.messages);
+    assert_eq!(r.last()["error"]["code"], -32021);
+    assert!(r.last()["error"]["data"]["requiredCapabilities"]["sampling"].is_object());
+    // With it: a clear error until the era bridge relays it.
+    let mut body = modern_body(
+        json!(3),
+        "tools/call",
+        json!({"name":"test_sampling","arguments":{"prompt":"hi"}}),
+    );
+    body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "test_sampling")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let r = crate::harness::read_reply(resp).await;
     let msg = r.last()["error"]["message"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(msg.contains("sampling/createMessage"), "{:?}", r.messages);
+    assert!(
+        msg.contains("sampling/createMessage") && msg.contains("not supported yet"),
+        "{:?}",
+        r.messages
+    );
     gw.shutdown().await;
 }
 

@@ -39,7 +39,8 @@ pub fn error_reply(
             code::PARSE_ERROR
             | code::INVALID_REQUEST
             | code::HEADER_MISMATCH
-            | code::UNSUPPORTED_VERSION => StatusCode::BAD_REQUEST,
+            | code::UNSUPPORTED_VERSION
+            | code::MISSING_CAPABILITY => StatusCode::BAD_REQUEST,
             code::METHOD_NOT_FOUND if era == Era::Modern && side == Side::Client => {
                 StatusCode::NOT_FOUND
             }
