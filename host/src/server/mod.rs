@@ -598,7 +598,6 @@ struct Running {
     work: Option<Work>,
     events: mpsc::UnboundedReceiver<ClientEvent>,
     id: Value,
-    era: Era,
     target: Target,
     session: Option<Arc<Session>>,
     /// Fires on the client's `notifications/cancelled` (legacy).
@@ -727,7 +726,6 @@ async fn exchange(
         work: Some(work),
         events,
         id,
-        era,
         target,
         session,
         cancel,
@@ -812,7 +810,7 @@ fn run_modern_stream(
         while let Ok(ev) = run.events.try_recv() {
             send(client_event_json(ev, None));
         }
-        send(final_json(run.id.clone(), result, run.era));
+        send(final_json(run.id.clone(), result));
     });
 }
 
@@ -846,11 +844,7 @@ async fn stream_rest(mut run: Running, first: Option<ClientEvent>) {
         while let Ok(ev) = run.events.try_recv() {
             session.push(sid, Some("message"), client_event_json(ev, Some(&session)));
         }
-        session.push(
-            sid,
-            Some("message"),
-            final_json(run.id.clone(), result, run.era),
-        );
+        session.push(sid, Some("message"), final_json(run.id.clone(), result));
     }
     if sid != STANDALONE {
         session.finish(sid);
@@ -889,7 +883,8 @@ fn client_event_json(ev: ClientEvent, session: Option<&Session>) -> String {
     }
 }
 
-fn final_json(id: Value, result: Result<Value, Failure>, _era: Era) -> String {
+/// The JSON text of a request's final response on a stream.
+fn final_json(id: Value, result: Result<Value, Failure>) -> String {
     mcp::response(id, result.map_err(|f| f.error)).to_string()
 }
 
