@@ -4,7 +4,10 @@
 //! `set_tools` adds (each behaves like `echo`).
 //!
 //! Names, arguments and texts of the fixture follow the conformance suite
-//! 0.1.16 and its reference server, since the suite checks them.
+//! 0.1.16 and its reference server, since the suite checks them; the
+//! SEP-2575 diagnostics (`test_logging_tool`, `test_missing_capability`,
+//! `test_streaming_elicitation`) and the SEP-2106 keywords of
+//! `json_schema_2020_12_tool` follow the 0.2 suite.
 //! Bad arguments are tool errors (`isError: true`), as 2025-11-25 asks;
 //! an unknown tool is a protocol error (-32602).
 
@@ -99,18 +102,22 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
         (
             "json_schema_2020_12_tool",
             "Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)",
-            json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "type": "object",
-                "$defs": {
-                    "address": {
-                        "type": "object",
-                        "properties": { "street": { "type": "string" }, "city": { "type": "string" } },
-                    },
-                },
-                "properties": { "name": { "type": "string" }, "address": { "$ref": "#/$defs/address" } },
-                "additionalProperties": false,
-            }),
+            json_schema_2020_12(),
+        ),
+        (
+            "test_logging_tool",
+            "Tests that log messages go out only at a requested log level (SEP-2575): emits notifications/message before its result",
+            no_args.clone(),
+        ),
+        (
+            "test_missing_capability",
+            "Tests the undeclared-capability rejection (SEP-2575): needs the client's sampling capability",
+            no_args.clone(),
+        ),
+        (
+            "test_streaming_elicitation",
+            "Tests that a request stream carries no independent requests (SEP-2575): needs the client's elicitation capability",
+            no_args.clone(),
         ),
         // ----- demo and test tools -----
         (
@@ -187,6 +194,36 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
             }),
         ),
     ]
+}
+
+/// The input schema of `json_schema_2020_12_tool`, as the suite's reference:
+/// `$schema`, `$defs` (with an `$anchor`) and `additionalProperties: false`
+/// (SEP-1613), plus composition (`allOf`/`anyOf`) and conditional
+/// (`if`/`then`/`else`) keywords (SEP-2106).
+fn json_schema_2020_12() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "$anchor": "addressDef",
+                "type": "object",
+                "properties": { "street": { "type": "string" }, "city": { "type": "string" } },
+            },
+        },
+        "properties": {
+            "name": { "type": "string" },
+            "address": { "$ref": "#/$defs/address" },
+            "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+            "phone": { "type": "string" },
+            "email": { "type": "string" },
+        },
+        "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+        "if": { "properties": { "contactMethod": { "const": "phone" } }, "required": ["contactMethod"] },
+        "then": { "required": ["phone"] },
+        "else": { "required": ["email"] },
+        "additionalProperties": false,
+    })
 }
 
 fn echo_schema() -> Value {
@@ -357,6 +394,17 @@ async fn run(req: &Request, name: &str, args: &Value) -> Result<Value, Failure> 
             let message = "Please select options from the enum fields";
             elicit(req, name, message, schema, "Elicitation completed").await?
         }
+        "test_logging_tool" => logging_tool(req).await,
+        "test_missing_capability" => missing_capability(req, name).await?,
+        "test_streaming_elicitation" => {
+            let schema = json!({
+                "type": "object",
+                "properties": { "answer": { "type": "string", "description": "Any answer" } },
+                "required": [],
+            });
+            let message = "Please provide an answer";
+            elicit(req, name, message, schema, "Elicitation completed").await?
+        }
         "json_schema_2020_12_tool" => tool_result(vec![text(format!(
             "JSON Schema 2020-12 tool called with: {args}"
         ))]),
@@ -416,6 +464,35 @@ async fn with_logging(req: &Request) -> Value {
     sleep_ms(50).await;
     req.log(LogLevel::Info, json!("Tool execution completed"));
     tool_result(vec![text("Tool with logging executed successfully")])
+}
+
+/// Logs twice (through [`Request::log`], so only at a level the client
+/// asked for), then answers.
+async fn logging_tool(req: &Request) -> Value {
+    req.log(LogLevel::Info, json!("test_logging_tool started"));
+    sleep_ms(10).await;
+    req.log(LogLevel::Info, json!("test_logging_tool finished"));
+    tool_result(vec![text("Logging tool executed")])
+}
+
+/// Needs sampling: a modern request without the `sampling` client
+/// capability gets -32021; a legacy one sends `sampling/createMessage`
+/// (a gateway translating for a modern client answers that with -32021).
+async fn missing_capability(req: &Request, tool: &str) -> Result<Value, Failure> {
+    let need = InputNeed {
+        key: "sampling",
+        method: "sampling/createMessage",
+        params: json!({
+            "messages": [{ "role": "user", "content": { "type": "text", "text": "Say hello" } }],
+            "maxTokens": 16,
+        }),
+        capability: "sampling",
+    };
+    Ok(match client_input::ask(req, tool, need).await? {
+        Asked::Answered(_) => tool_result(vec![text("Sampling capability was available")]),
+        Asked::Failed(reason) => tool_error(format!("Sampling not supported or error: {reason}")),
+        Asked::InputRequired(result) => result,
+    })
 }
 
 /// 0, 50 and 100 of 100, 50 ms apart; the result is the progress token as
@@ -620,6 +697,33 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), names.len());
+    }
+
+    #[test]
+    fn json_schema_tool_keeps_2020_12_keywords() {
+        let schema = json_schema_2020_12();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["$defs"]["address"]["$anchor"], "addressDef");
+        assert!(schema["allOf"][0]["anyOf"].is_array());
+        for keyword in ["if", "then", "else"] {
+            assert!(schema.get(keyword).is_some(), "{keyword}");
+        }
+    }
+
+    #[test]
+    fn sep_2575_diagnostic_tools_are_listed() {
+        let names: Vec<&str> = builtins().iter().map(|(name, _, _)| *name).collect();
+        for tool in [
+            "test_logging_tool",
+            "test_missing_capability",
+            "test_streaming_elicitation",
+        ] {
+            assert!(names.contains(&tool), "{tool}");
+        }
     }
 
     #[test]
