@@ -282,7 +282,13 @@ pub fn modern_body(id: Value, method: &str, mut params: Value) -> Value {
 
 /// Sends a modern request with the headers the era requires.
 pub async fn modern(url: &str, method: &str, params: Value) -> Reply {
-    let body = modern_body(json!(1), method, params);
+    send_modern(url, &modern_body(json!(1), method, params)).await
+}
+
+/// Sends a prepared modern request body (see [`modern_body`]) with the
+/// headers its method and target require.
+pub async fn send_modern(url: &str, body: &Value) -> Reply {
+    let method = body["method"].as_str().expect("a request");
     let mut req = reqwest::Client::new()
         .post(url)
         .header("content-type", "application/json")
@@ -296,7 +302,7 @@ pub async fn modern(url: &str, method: &str, params: Value) -> Reply {
     {
         req = req.header("mcp-name", name);
     }
-    read_reply(req.json(&body).send().await.unwrap()).await
+    read_reply(req.json(body).send().await.unwrap()).await
 }
 
 /// What /proc says of one process: (state, parent pid, process group).

@@ -188,18 +188,7 @@ async fn a_modern_client_gets_a_clear_error_for_server_requests() {
         json!({"name":"test_sampling","arguments":{"prompt":"hi"}}),
     );
     body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
-    let resp = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", MODERN)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "test_sampling")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let r = crate::harness::read_reply(resp).await;
+    let r = crate::harness::send_modern(&url, &body).await;
     let msg = r.last()["error"]["message"]
         .as_str()
         .unwrap_or_default()
@@ -237,18 +226,7 @@ async fn modern_clients_get_log_messages_only_when_they_ask() {
         json!({"name":"test_tool_with_logging","arguments":{}}),
     );
     body["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = "debug".into();
-    let resp = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", MODERN)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "test_tool_with_logging")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let loud = crate::harness::read_reply(resp).await;
+    let loud = crate::harness::send_modern(&url, &body).await;
     assert!(logs(&loud) >= 1, "{:?}", loud.messages);
     assert_eq!(loud.last()["id"], 2);
     // A legacy client gets them as its session's level allows.
