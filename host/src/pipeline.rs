@@ -204,6 +204,40 @@ struct NameIndex {
     resources: HashMap<String, UpstreamName>,
     /// URI template literal prefix → upstream.
     templates: Vec<(String, UpstreamName)>,
+    /// Exposed tool name → its parameters mirrored in `Mcp-Param-*` headers.
+    header_params: HashMap<String, Vec<HeaderParam>>,
+    /// Whether a full `tools/list` has filled the maps above.
+    tools_listed: bool,
+}
+
+/// A tool parameter a modern client mirrors in a header (`x-mcp-header`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderParam {
+    /// The argument's name.
+    pub param: String,
+    /// The header's suffix: `Mcp-Param-{header}`.
+    pub header: String,
+}
+
+/// The `x-mcp-header` parameters in a tool definition.
+fn header_params_of(tool: &Value) -> Vec<HeaderParam> {
+    let Some(props) = tool
+        .get("inputSchema")
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+    else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .filter_map(|(param, schema)| {
+            let header = schema.get("x-mcp-header")?.as_str()?;
+            Some(HeaderParam {
+                param: param.clone(),
+                header: header.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Per-route runtime state.
@@ -499,6 +533,66 @@ impl Gateway {
         }
     }
 
+    /// Records the `x-mcp-header` parameters of a passed-through tool list.
+    fn remember_header_params(&self, route: &Route, result: &Value) {
+        let Some(tools) = result.get("tools").and_then(Value::as_array) else {
+            return;
+        };
+        let mut index = self.state(route).index.lock().expect("index lock");
+        for tool in tools {
+            if let Some(name) = tool.get("name").and_then(Value::as_str) {
+                index
+                    .header_params
+                    .insert(name.to_owned(), header_params_of(tool));
+            }
+        }
+    }
+
+    /// The parameters of tool `name` (as the route exposes it) that modern
+    /// clients mirror in `Mcp-Param-*` headers. Unknown tools make the
+    /// gateway list the route's tools once, so a client that calls without
+    /// listing first is validated too.
+    pub async fn header_params(&self, route: &Route, name: &str) -> Vec<HeaderParam> {
+        let listed = {
+            let index = self.state(route).index.lock().expect("index lock");
+            if let Some(params) = index.header_params.get(name) {
+                return params.clone();
+            }
+            index.tools_listed
+        };
+        if !listed {
+            let ctx = ClientCtx {
+                client: 0,
+                era: Era::Legacy,
+                protocol_version: mcp::LATEST_LEGACY.into(),
+                capabilities: json!({}),
+                log_level: None,
+            };
+            let (sink, _) = mpsc::unbounded_channel();
+            let mut cursor: Option<String> = None;
+            for _ in 0..100 {
+                let params = cursor.as_ref().map(|c| json!({"cursor": c}));
+                let Ok(page) = self
+                    .list(route, &ctx, ListKind::Tools, "tools/list", params, &sink)
+                    .await
+                else {
+                    break;
+                };
+                match page.get("nextCursor").and_then(Value::as_str) {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            self.state(route)
+                .index
+                .lock()
+                .expect("index lock")
+                .tools_listed = true;
+        }
+        let index = self.state(route).index.lock().expect("index lock");
+        index.header_params.get(name).cloned().unwrap_or_default()
+    }
+
     /// Sends one request to one upstream and relays what comes back.
     async fn forward(
         &self,
@@ -777,7 +871,11 @@ impl Gateway {
     ) -> Result<Value, Failure> {
         if !route.aggregates() {
             let up = self.upstream(&route.upstreams[0])?;
-            return self.forward(up, ctx, method, params, sink).await;
+            let result = self.forward(up, ctx, method, params, sink).await?;
+            if kind == ListKind::Tools {
+                self.remember_header_params(route, &result);
+            }
+            return Ok(result);
         }
         let cursor = params
             .as_ref()
@@ -869,6 +967,11 @@ impl Gateway {
                             &mut index.prompts
                         };
                         map.insert(exposed.clone(), (name.clone(), original.to_owned()));
+                        if kind == ListKind::Tools {
+                            index
+                                .header_params
+                                .insert(exposed.clone(), header_params_of(&item));
+                        }
                         item["name"] = exposed.into();
                     }
                     ListKind::Resources => {

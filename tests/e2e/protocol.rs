@@ -426,3 +426,77 @@ async fn hostile_input_never_takes_the_gateway_down() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn mirrored_parameter_headers_must_match_the_arguments() {
+    // Two upstreams, so names are aggregated; no client lists tools first:
+    // the gateway learns the x-mcp-header parameters by itself.
+    let gw = Gateway::start(&demo_config(&[("a", "--era legacy"), ("b", "")])).await;
+    let url = gw.url("/mcp");
+    let call = |headers: Vec<(&'static str, &'static str)>, args: Value| {
+        let body = modern_body(
+            json!(1),
+            "tools/call",
+            json!({"name": "a__test_custom_headers", "arguments": args}),
+        );
+        let mut req = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", MODERN)
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "a__test_custom_headers");
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move { read_reply(req.json(&body).send().await.unwrap()).await }
+    };
+    let ok = |r: &crate::harness::Reply| r.status == 200 && r.last()["result"].is_object();
+    let mismatch =
+        |r: &crate::harness::Reply| r.status == 400 && r.last()["error"]["code"] == -32020;
+
+    let r = call(vec![("mcp-param-region", "eu")], json!({"region": "eu"})).await;
+    assert!(ok(&r), "{:?}", r.messages);
+    assert!(
+        r.last()["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("region=eu")
+    );
+    let r = call(
+        vec![("Mcp-Param-Region", "=?base64?ZXU=?=")],
+        json!({"region": "eu"}),
+    )
+    .await;
+    assert!(ok(&r), "base64 form: {:?}", r.messages);
+    let r = call(
+        vec![("mcp-param-region", "=?base64?ZXU?=")],
+        json!({"region": "eu"}),
+    )
+    .await;
+    assert!(mismatch(&r), "bad padding: {:?}", r.messages);
+    let r = call(vec![], json!({"region": "eu"})).await;
+    assert!(mismatch(&r), "missing header: {:?}", r.messages);
+    let r = call(vec![("mcp-param-region", "us")], json!({"region": "eu"})).await;
+    assert!(mismatch(&r), "different value: {:?}", r.messages);
+    let r = call(
+        vec![("mcp-param-region", "eu"), ("mcp-param-priority", "3")],
+        json!({"region": "eu", "priority": 3}),
+    )
+    .await;
+    assert!(ok(&r), "integer: {:?}", r.messages);
+    let r = call(
+        vec![("mcp-param-region", "eu"), ("mcp-param-priority", "4")],
+        json!({"region": "eu", "priority": 3}),
+    )
+    .await;
+    assert!(mismatch(&r), "integer mismatch: {:?}", r.messages);
+    // Arguments without a value need no header.
+    let r = call(
+        vec![("mcp-param-region", "eu")],
+        json!({"region": "eu", "priority": null}),
+    )
+    .await;
+    assert!(ok(&r), "null argument: {:?}", r.messages);
+    gw.shutdown().await;
+}

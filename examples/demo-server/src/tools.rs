@@ -119,6 +119,19 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
             "Tests that a request stream carries no independent requests (SEP-2575): needs the client's elicitation capability",
             no_args.clone(),
         ),
+        (
+            "test_custom_headers",
+            "Tests mirrored parameter headers (SEP-2243): region and priority travel as Mcp-Param-Region / Mcp-Param-Priority",
+            json!({
+                "type": "object",
+                "properties": {
+                    "region": { "type": "string", "x-mcp-header": "Region" },
+                    "priority": { "type": "integer", "x-mcp-header": "Priority" },
+                    "query": { "type": "string" },
+                },
+                "required": ["region"],
+            }),
+        ),
         // ----- demo and test tools -----
         (
             "echo",
@@ -408,6 +421,15 @@ async fn run(req: &Request, name: &str, args: &Value) -> Result<Value, Failure> 
         "json_schema_2020_12_tool" => tool_result(vec![text(format!(
             "JSON Schema 2020-12 tool called with: {args}"
         ))]),
+        "test_custom_headers" => {
+            let region = args
+                .get("region")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            tool_result(vec![text(format!(
+                "Custom headers test completed: region={region}"
+            ))])
+        }
         "echo" => echo(args)?,
         "add" => add(args)?,
         "slow" => slow(req, args).await?,

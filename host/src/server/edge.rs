@@ -106,7 +106,10 @@ pub fn method_not_allowed(allowed: &[Method]) -> Response {
     resp
 }
 
-/// Decodes a header value that may use the `=?base64?…?=` form.
+/// Decodes a header value that may use the `=?base64?…?=` form (strict
+/// base64: canonical padding, standard alphabet). A value without both the
+/// prefix and the suffix is literal. `None`: the wrapped part is not valid
+/// base64 of UTF-8 text.
 fn decode_header_text(v: &str) -> Option<String> {
     match v
         .strip_prefix("=?base64?")
@@ -118,6 +121,55 @@ fn decode_header_text(v: &str) -> Option<String> {
             .and_then(|b| String::from_utf8(b).ok()),
         None => Some(v.to_owned()),
     }
+}
+
+/// A modern `tools/call` mirrors each `x-mcp-header` argument that has a
+/// value in `Mcp-Param-{Header}`: the header must be there and equal the
+/// body (strings as text, numbers and booleans as their JSON text), else
+/// `-32020` HeaderMismatch.
+pub fn validate_param_headers(
+    headers: &HeaderMap,
+    declared: &[crate::pipeline::HeaderParam],
+    arguments: Option<&Value>,
+) -> Result<(), RpcError> {
+    for p in declared {
+        let value = arguments
+            .and_then(|a| a.get(&p.param))
+            .filter(|v| !v.is_null());
+        let Some(value) = value else { continue };
+        let expected = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => continue,
+        };
+        let name = format!("mcp-param-{}", p.header.to_ascii_lowercase());
+        let mismatch = |why: String| Err(RpcError::new(code::HEADER_MISMATCH, why));
+        let Some(raw) = headers.get(&name) else {
+            return mismatch(format!(
+                "missing Mcp-Param-{} header for argument `{}`",
+                p.header, p.param
+            ));
+        };
+        let Some(text) = raw
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .and_then(decode_header_text)
+        else {
+            return mismatch(format!(
+                "Mcp-Param-{} is not valid text or base64",
+                p.header
+            ));
+        };
+        if text != expected {
+            return mismatch(format!(
+                "Mcp-Param-{} header does not match argument `{}`",
+                p.header, p.param
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The modern era requires `MCP-Protocol-Version`, `Mcp-Method` and (for

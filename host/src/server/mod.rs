@@ -542,6 +542,15 @@ async fn modern_request(
             .with_data(json!({"requested": version, "supported": mcp::supported_versions()})),
         );
     }
+    if method == "tools/call"
+        && let Some(name) = mcp::target_name(method, params.as_ref())
+    {
+        let declared = st.gateway.header_params(&route, name).await;
+        let arguments = params.as_ref().and_then(|p| p.get("arguments"));
+        if let Err(e) = edge::validate_param_headers(headers, &declared, arguments) {
+            return edge::bad_request(id, e);
+        }
+    }
     if REMOVED_IN_MODERN.contains(&method) {
         return edge::error_reply(
             id,
