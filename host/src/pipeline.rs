@@ -266,17 +266,29 @@ impl Gateway {
         let mut chains = HashMap::new();
         for route in table.iter() {
             let (tx, _) = broadcast::channel(ROUTE_CHANGE_BUFFER);
+            let state = Arc::new(RouteState {
+                index: Mutex::new(NameIndex::default()),
+                subscriptions: Mutex::new(HashMap::new()),
+                changes: tx,
+            });
             for name in &route.upstreams {
                 let Some(up) = upstreams.get(name) else {
                     continue;
                 };
                 let mut rx = up.subscribe_changes();
-                let tx = tx.clone();
+                let state = Arc::clone(&state);
                 tokio::spawn(async move {
                     loop {
                         match rx.recv().await {
                             Ok(msg) => {
-                                let _ = tx.send(msg);
+                                if msg["method"] == "notifications/tools/list_changed" {
+                                    // Tool definitions may have changed: learn
+                                    // mirrored parameters afresh.
+                                    let mut index = state.index.lock().expect("index lock");
+                                    index.header_params.clear();
+                                    index.tools_listed = false;
+                                }
+                                let _ = state.changes.send(msg);
                             }
                             Err(broadcast::error::RecvError::Lagged(_)) => continue,
                             Err(broadcast::error::RecvError::Closed) => break,
@@ -284,14 +296,7 @@ impl Gateway {
                     }
                 });
             }
-            states.insert(
-                route.path.as_str().to_owned(),
-                Arc::new(RouteState {
-                    index: Mutex::new(NameIndex::default()),
-                    subscriptions: Mutex::new(HashMap::new()),
-                    changes: tx,
-                }),
-            );
+            states.insert(route.path.as_str().to_owned(), state);
             chains.insert(route.path.as_str().to_owned(), Chain::new(&route.plugins));
         }
         Arc::new(Self {
