@@ -19,6 +19,8 @@
 //! them (or a template they match); list pagination merges every upstream's
 //! cursor into one opaque gateway cursor.
 
+mod bridge;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +32,10 @@ use crate::config::{Config, UpstreamName};
 use crate::mcp::{self, Era, RpcError, code, meta};
 use crate::plugin::{Chain, Decision};
 use crate::route::{Route, RouteTable, Routes};
-use crate::upstream::{self, Caller, PeerInfo, Reply, UpEvent, Upstream, Upstreams};
+use crate::upstream::{self, CallHandle, Caller, PeerInfo, Reply, UpEvent, Upstream, Upstreams};
+
+pub use bridge::Binding;
+use bridge::{Bridge, Resumed};
 
 /// Separates upstream and item names in aggregated names.
 pub const SEPARATOR: &str = "__";
@@ -53,6 +58,10 @@ pub struct ClientCtx {
     /// `logLevel`); without it they get none. Legacy clients: `None`, and the
     /// upstream's session-wide level applies.
     pub log_level: Option<String>,
+    /// For a modern request that may need the client's input
+    /// (`tools/call`, `prompts/get`, `resources/read`): what a bridged round
+    /// is bound to. Set by [`Gateway::handle`].
+    pub binding: Option<Binding>,
 }
 
 /// Syslog severities in the order MCP's `LoggingLevel` lists them.
@@ -255,6 +264,8 @@ pub struct Gateway {
     routes: Routes,
     states: HashMap<String, Arc<RouteState>>,
     chains: HashMap<String, Chain>,
+    /// Suspended upstream calls waiting for a modern client's input.
+    bridge: Arc<Bridge>,
 }
 
 impl Gateway {
@@ -299,11 +310,23 @@ impl Gateway {
             states.insert(route.path.as_str().to_owned(), state);
             chains.insert(route.path.as_str().to_owned(), Chain::new(&route.plugins));
         }
+        let bridge = Arc::new(Bridge::default());
+        let sweeper = Arc::downgrade(&bridge);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                match sweeper.upgrade() {
+                    Some(b) => b.expire(),
+                    None => return,
+                }
+            }
+        });
         Arc::new(Self {
             upstreams,
             routes: Routes::new(table),
             states,
             chains,
+            bridge,
         })
     }
 
@@ -393,7 +416,51 @@ impl Gateway {
                 });
             }
         };
+        let bound;
+        let ctx = if ctx.era == Era::Modern
+            && matches!(method, "tools/call" | "prompts/get" | "resources/read")
+        {
+            let binding = bridge::digest(route.path.as_str(), method, params.as_ref());
+            if let Some(p) = &params {
+                match self.bridge.resume(p, &binding) {
+                    Err(e) => {
+                        return Err(Failure {
+                            error: e,
+                            side: Side::Client,
+                            http_status: None,
+                        });
+                    }
+                    Ok(Resumed::Call(call, upstream)) => {
+                        bound = ClientCtx {
+                            binding: Some(binding),
+                            ..ctx.clone()
+                        };
+                        let result = self.relay(call, &upstream, &bound, sink).await;
+                        return self.finish(ctx, method, chain, result);
+                    }
+                    Ok(Resumed::NotOurs) => {}
+                }
+            }
+            bound = ClientCtx {
+                binding: Some(binding),
+                ..ctx.clone()
+            };
+            &bound
+        } else {
+            ctx
+        };
         let result = self.dispatch(route, ctx, method, params, sink).await;
+        self.finish(ctx, method, chain, result)
+    }
+
+    /// The response phase and the era's result conventions.
+    fn finish(
+        &self,
+        ctx: &ClientCtx,
+        method: &str,
+        chain: &Chain,
+        result: Result<Value, Failure>,
+    ) -> Result<Value, Failure> {
         let result = match result {
             Ok(v) => chain.on_response(method, Ok(v)).map_err(Failure::upstream),
             Err(f) => Err(f),
@@ -408,7 +475,11 @@ impl Gateway {
                         // List and read results must say how long they stay
                         // fresh; a legacy upstream says nothing, so: not at
                         // all, and for this client only.
-                        if ListKind::of(method).is_some() || method == "resources/read" {
+                        let complete =
+                            obj.get("resultType").and_then(Value::as_str) == Some("complete");
+                        if complete
+                            && (ListKind::of(method).is_some() || method == "resources/read")
+                        {
                             obj.entry("ttlMs").or_insert_with(|| 0.into());
                             obj.entry("cacheScope").or_insert_with(|| "private".into());
                         }
@@ -572,6 +643,7 @@ impl Gateway {
                 protocol_version: mcp::LATEST_LEGACY.into(),
                 capabilities: json!({}),
                 log_level: None,
+                binding: None,
             };
             let (sink, _) = mpsc::unbounded_channel();
             let mut cursor: Option<String> = None;
@@ -609,11 +681,24 @@ impl Gateway {
     ) -> Result<Value, Failure> {
         let live = up.live().await.map_err(Failure::upstream)?;
         let params = adapt_params(params, ctx, &live.info);
-        let caller = ctx.caller();
-        let mut call = live
+        let call = live
             .conn
-            .call(method, params, caller, up.spec.timeout)
+            .call(method, params, ctx.caller(), up.spec.timeout)
             .map_err(Failure::upstream)?;
+        self.relay(call, up.name().as_str(), ctx, sink).await
+    }
+
+    /// Relays one upstream call's events to the client until its result.
+    /// A server request for a modern client suspends the call in a bridge
+    /// round and answers the client with an `InputRequiredResult`.
+    async fn relay(
+        &self,
+        mut call: CallHandle,
+        upstream: &str,
+        ctx: &ClientCtx,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
+        let caller = ctx.caller();
         while let Some(ev) = call.next().await {
             match ev {
                 UpEvent::Response(r) => return r.map_err(Failure::upstream),
@@ -653,11 +738,19 @@ impl Gateway {
                             http_status: None,
                         });
                     }
+                    if ctx.era == Era::Modern
+                        && let Some(binding) = &ctx.binding
+                    {
+                        let ttl = call.timeout();
+                        return self
+                            .bridge
+                            .suspend(call, upstream, (m, p, reply), binding.clone(), ttl)
+                            .await
+                            .map_err(Failure::upstream);
+                    }
                     if ctx.era == Era::Modern {
                         let msg = format!(
-                            "upstream `{}` asked the client for {m}; relaying server requests to {} clients is not supported yet",
-                            up.name(),
-                            mcp::MODERN_VERSION
+                            "upstream `{upstream}` asked the client for {m} while serving a request that cannot carry input requests"
                         );
                         reply.send(Err(RpcError::new(code::METHOD_NOT_FOUND, msg.clone())));
                         return Err(Failure::upstream(RpcError::new(code::INTERNAL_ERROR, msg)));
@@ -850,6 +943,7 @@ impl Gateway {
             protocol_version: mcp::LATEST_LEGACY.into(),
             capabilities: json!({}),
             log_level: None,
+            binding: None,
         };
         let (sink, _) = mpsc::unbounded_channel();
         for uri in last {

@@ -168,7 +168,7 @@ async fn sampling_is_relayed_to_the_legacy_session_that_caused_it() {
 }
 
 #[tokio::test]
-async fn a_modern_client_gets_a_clear_error_for_server_requests() {
+async fn a_legacy_upstreams_sampling_reaches_a_modern_client_as_input_required() {
     let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
     let url = gw.url("/mcp");
     // Without the capability: -32021 with HTTP 400, naming what is missing.
@@ -181,21 +181,83 @@ async fn a_modern_client_gets_a_clear_error_for_server_requests() {
     assert_eq!(r.status, 400, "{:?}", r.messages);
     assert_eq!(r.last()["error"]["code"], -32021);
     assert!(r.last()["error"]["data"]["requiredCapabilities"]["sampling"].is_object());
-    // With it: a clear error until the era bridge relays it.
-    let mut body = modern_body(
-        json!(3),
-        "tools/call",
-        json!({"name":"test_sampling","arguments":{"prompt":"hi"}}),
+
+    // With it: an InputRequiredResult carrying the upstream's request.
+    let with_sampling = |args: Value, extra: Value| {
+        let mut body = modern_body(
+            json!(3),
+            "tools/call",
+            json!({"name":"test_sampling","arguments": args}),
+        );
+        body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+            json!({"sampling": {}});
+        if let (Some(p), Some(e)) = (body["params"].as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        body
+    };
+    let r =
+        crate::harness::send_modern(&url, &with_sampling(json!({"prompt":"hi"}), json!({}))).await;
+    let first = r.last()["result"].clone();
+    assert_eq!(first["resultType"], "input_required", "{:?}", r.messages);
+    let (key, req) = first["inputRequests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    assert_eq!(req["method"], "sampling/createMessage");
+    let state = first["requestState"].as_str().unwrap().to_owned();
+    let answer = json!({(key.clone()): {"role":"assistant","content":{"type":"text","text":"bridged answer"},"model":"m","stopReason":"endTurn"}});
+
+    // Attacks: tampered, another request's, then the real retry, then a replay.
+    let tampered = format!("{state}x");
+    let r = crate::harness::send_modern(
+        &url,
+        &with_sampling(
+            json!({"prompt":"hi"}),
+            json!({"inputResponses": answer, "requestState": tampered}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.last()["error"]["code"],
+        -32602,
+        "tampered: {:?}",
+        r.messages
     );
-    body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
-    let r = crate::harness::send_modern(&url, &body).await;
-    let msg = r.last()["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        msg.contains("sampling/createMessage") && msg.contains("not supported yet"),
+    let r = crate::harness::send_modern(
+        &url,
+        &with_sampling(
+            json!({"prompt":"other"}),
+            json!({"inputResponses": answer, "requestState": state}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.last()["error"]["code"],
+        -32602,
+        "another request: {:?}",
+        r.messages
+    );
+    let retry = with_sampling(
+        json!({"prompt":"hi"}),
+        json!({"inputResponses": answer, "requestState": state}),
+    );
+    let r = crate::harness::send_modern(&url, &retry).await;
+    assert_eq!(
+        r.last()["result"]["resultType"],
+        "complete",
         "{:?}",
+        r.messages
+    );
+    let text = r.last()["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("bridged answer"), "{text}");
+    let r = crate::harness::send_modern(&url, &retry).await;
+    assert_eq!(
+        r.last()["error"]["code"],
+        -32602,
+        "replay: {:?}",
         r.messages
     );
     gw.shutdown().await;

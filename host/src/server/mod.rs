@@ -380,6 +380,7 @@ async fn initialize(
             .cloned()
             .unwrap_or(json!({})),
         log_level: None,
+        binding: None,
     };
     let description = st.gateway.describe(route).await;
     let mut result = json!({
@@ -580,6 +581,7 @@ async fn modern_request(
         protocol_version: version,
         capabilities,
         log_level,
+        binding: None,
     };
     if method == "subscriptions/listen" {
         return listen(st, route, ctx, id, params).await;
@@ -1150,6 +1152,7 @@ async fn old_sse_connect(
         protocol_version: "2024-11-05".into(),
         capabilities: json!({}),
         log_level: None,
+        binding: None,
     };
     let session = st.sessions.create(route.path.as_str(), ctx, true);
     tracing::debug!(session = %session.id, %peer, "HTTP+SSE session started");

@@ -343,6 +343,7 @@ mod tests {
             protocol_version: "2025-11-25".into(),
             capabilities: json!({}),
             log_level: None,
+            binding: None,
         };
         Sessions::default().create("/mcp", ctx, false)
     }

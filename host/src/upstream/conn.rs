@@ -449,6 +449,17 @@ pub struct CallHandle {
 }
 
 impl CallHandle {
+    /// How long this call may wait in silence.
+    pub fn timeout(&self) -> Duration {
+        self.conn
+            .pending
+            .lock()
+            .expect("pending lock")
+            .get(&self.id)
+            .map(|p| p.timeout)
+            .unwrap_or(Duration::ZERO)
+    }
+
     /// The next event. The last is always a response: the upstream's, or an
     /// error when the connection closed or the upstream stayed silent past
     /// its timeout. After the response, `None`.

@@ -1,0 +1,280 @@
+//! The era bridge for server→client requests, toward modern clients.
+//!
+//! A legacy upstream asks for sampling, elicitation or roots with a real
+//! JSON-RPC request while it serves a call; a modern (2026-07-28) client
+//! expects an `InputRequiredResult` instead and retries its request with the
+//! answers. The [`Bridge`] keeps the upstream call waiting in a *round*,
+//! answers the client with `inputRequests` and a `requestState` it signs
+//! (HMAC-SHA256 with a key made at start), and on the retry verifies the
+//! state, hands the answers to the waiting upstream requests and resumes the
+//! call, which may end, or ask again (another round).
+//!
+//! The state binds the round to the route and to a digest of the original
+//! request (method, target, arguments), carries an expiry, and is single
+//! use: a forged, expired, replayed or mismatched state is refused.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use rand::RngCore;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::mcp::{RpcError, code};
+use crate::upstream::{CallHandle, Reply, UpEvent};
+
+/// Marks a `requestState` the gateway issued (others belong to a modern
+/// upstream and pass through untouched).
+const PREFIX: &str = "sy1.";
+
+/// How long a round waits after the first server request for more that the
+/// upstream sent at the same time, so that they go to the client together.
+const GATHER: Duration = Duration::from_millis(20);
+
+/// What a round is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub route: String,
+    /// Hex SHA-256 of the canonical request (see [`digest`]).
+    pub digest: String,
+}
+
+/// A suspended upstream call waiting for the client's answers.
+struct Round {
+    call: CallHandle,
+    /// The upstream's name, for messages when the call resumes.
+    upstream: String,
+    /// Input key → the upstream request waiting for that answer.
+    replies: Vec<(String, Reply)>,
+    binding: Binding,
+    expires_ms: u64,
+}
+
+/// See the module docs.
+pub struct Bridge {
+    key: [u8; 32],
+    next: AtomicU64,
+    rounds: Mutex<HashMap<u64, Round>>,
+}
+
+/// How a retry's state was judged.
+pub enum Resumed {
+    /// The call resumed (on this upstream): relay it on.
+    Call(CallHandle, String),
+    /// Not a state of ours: pass the request through unchanged.
+    NotOurs,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The digest a round is bound to: the method, its target and arguments,
+/// without the retry's own fields. serde_json's map keeps keys sorted, so
+/// the serialization is canonical.
+pub fn digest(route: &str, method: &str, params: Option<&Value>) -> Binding {
+    let mut p = params.cloned().unwrap_or_else(|| json!({}));
+    if let Some(obj) = p.as_object_mut() {
+        for k in ["inputResponses", "requestState", "_meta"] {
+            obj.remove(k);
+        }
+    }
+    let canonical = json!({"method": method, "params": p}).to_string();
+    let hash = Sha256::digest(canonical.as_bytes());
+    Binding {
+        route: route.to_owned(),
+        digest: hash.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+fn invalid(message: &str) -> RpcError {
+    RpcError::new(
+        code::INVALID_PARAMS,
+        format!("invalid requestState: {message}"),
+    )
+}
+
+impl Default for Bridge {
+    fn default() -> Self {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Self {
+            key,
+            next: AtomicU64::new(1),
+            rounds: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Bridge {
+    fn mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("HMAC takes any key length")
+    }
+
+    fn sign(&self, payload: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("{PREFIX}{}.{}", b64.encode(payload), b64.encode(tag))
+    }
+
+    /// Checks a state's signature and returns its payload.
+    fn verify(&self, state: &str) -> Result<Value, RpcError> {
+        let rest = state
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| invalid("not issued here"))?;
+        let (payload, tag) = rest.split_once('.').ok_or_else(|| invalid("malformed"))?;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = b64.decode(payload).map_err(|_| invalid("malformed"))?;
+        let tag = b64.decode(tag).map_err(|_| invalid("malformed"))?;
+        let mut mac = self.mac();
+        mac.update(&payload);
+        mac.verify_slice(&tag)
+            .map_err(|_| invalid("signature does not verify"))?;
+        serde_json::from_slice(&payload).map_err(|_| invalid("malformed"))
+    }
+
+    /// Suspends `call`, whose upstream just asked the client for `first`
+    /// (and perhaps more at once), and returns the `InputRequiredResult`.
+    pub async fn suspend(
+        &self,
+        mut call: CallHandle,
+        upstream: &str,
+        first: (String, Option<Value>, Reply),
+        binding: Binding,
+        ttl: Duration,
+    ) -> Result<Value, RpcError> {
+        let mut asked = vec![first];
+        loop {
+            match tokio::time::timeout(GATHER, call.next()).await {
+                Ok(Some(UpEvent::ServerRequest {
+                    method,
+                    params,
+                    reply,
+                })) => {
+                    asked.push((method, params, reply));
+                }
+                Ok(Some(UpEvent::Notification(_))) => {}
+                Ok(Some(UpEvent::Response(r))) => {
+                    for (_, _, reply) in asked {
+                        reply.send(Err(RpcError::new(
+                            code::INTERNAL_ERROR,
+                            "the call already ended",
+                        )));
+                    }
+                    return r;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut requests = Map::new();
+        let mut replies = Vec::with_capacity(asked.len());
+        for (n, (method, params, reply)) in asked.into_iter().enumerate() {
+            let key = format!("input-{id}-{}", n + 1);
+            let mut req = json!({"method": method});
+            if let Some(p) = params {
+                req["params"] = p;
+            }
+            requests.insert(key.clone(), req);
+            replies.push((key, reply));
+        }
+        let expires_ms = now_ms() + ttl.as_millis() as u64;
+        let payload =
+            json!({"r": id, "route": binding.route, "d": binding.digest, "exp": expires_ms});
+        let state = self.sign(&payload.to_string());
+        self.rounds.lock().expect("rounds lock").insert(
+            id,
+            Round {
+                call,
+                upstream: upstream.to_owned(),
+                replies,
+                binding,
+                expires_ms,
+            },
+        );
+        Ok(json!({
+            "resultType": "input_required",
+            "inputRequests": requests,
+            "requestState": state,
+        }))
+    }
+
+    /// A retry with `requestState`: verified against `binding`, its answers
+    /// handed to the waiting upstream requests, the call resumed.
+    pub fn resume(&self, params: &Value, binding: &Binding) -> Result<Resumed, RpcError> {
+        let Some(state) = params.get("requestState").and_then(Value::as_str) else {
+            return Ok(Resumed::NotOurs);
+        };
+        if !state.starts_with(PREFIX) {
+            return Ok(Resumed::NotOurs);
+        }
+        let payload = self.verify(state)?;
+        if payload["exp"].as_u64().is_none_or(|exp| exp < now_ms()) {
+            self.forget(payload["r"].as_u64());
+            return Err(invalid("expired"));
+        }
+        if payload["route"].as_str() != Some(binding.route.as_str())
+            || payload["d"].as_str() != Some(binding.digest.as_str())
+        {
+            return Err(invalid("it belongs to another request"));
+        }
+        let round = payload["r"]
+            .as_u64()
+            .and_then(|id| self.rounds.lock().expect("rounds lock").remove(&id))
+            .ok_or_else(|| invalid("already used or unknown"))?;
+        if round.binding != *binding {
+            return Err(invalid("it belongs to another request"));
+        }
+        let responses = params.get("inputResponses");
+        for (key, reply) in round.replies {
+            match responses.and_then(|r| r.get(&key)) {
+                Some(answer) => reply.send(Ok(answer.clone())),
+                None => reply.send(Err(RpcError::new(
+                    code::INVALID_PARAMS,
+                    format!("the client gave no response for input `{key}`"),
+                ))),
+            }
+        }
+        Ok(Resumed::Call(round.call, round.upstream))
+    }
+
+    /// Drops rounds whose client never came back: the waiting upstream
+    /// requests get an error and the call is cancelled.
+    pub fn expire(&self) {
+        let now = now_ms();
+        let stale: Vec<Round> = {
+            let mut rounds = self.rounds.lock().expect("rounds lock");
+            let ids: Vec<u64> = rounds
+                .iter()
+                .filter(|(_, r)| r.expires_ms < now)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| rounds.remove(&id))
+                .collect()
+        };
+        for round in stale {
+            for (_, reply) in round.replies {
+                reply.send(Err(RpcError::new(
+                    code::INTERNAL_ERROR,
+                    "the client did not answer in time",
+                )));
+            }
+        }
+    }
+
+    fn forget(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.rounds.lock().expect("rounds lock").remove(&id);
+        }
+    }
+}
