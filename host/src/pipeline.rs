@@ -680,12 +680,52 @@ impl Gateway {
         sink: &Sink,
     ) -> Result<Value, Failure> {
         let live = up.live().await.map_err(Failure::upstream)?;
-        let params = adapt_params(params, ctx, &live.info);
+        // A modern upstream may answer a legacy client's request with an
+        // InputRequiredResult: keep the request to retry it with the answers.
+        let retry = (ctx.era == Era::Legacy
+            && live.info.era == Era::Modern
+            && matches!(method, "tools/call" | "prompts/get" | "resources/read"))
+        .then(|| params.clone().unwrap_or_else(|| json!({})));
         let call = live
             .conn
-            .call(method, params, ctx.caller(), up.spec.timeout)
+            .call(
+                method,
+                adapt_params(params, ctx, &live.info),
+                ctx.caller(),
+                up.spec.timeout,
+            )
             .map_err(Failure::upstream)?;
-        self.relay(call, up.name().as_str(), ctx, sink).await
+        let mut result = self.relay(call, up.name().as_str(), ctx, sink).await?;
+        let Some(original) = retry else {
+            return Ok(result);
+        };
+        for _ in 0..MAX_INPUT_ROUNDS {
+            if result.get("resultType").and_then(Value::as_str) != Some("input_required") {
+                return Ok(result);
+            }
+            let mut p = original.clone();
+            p["inputResponses"] = ask_legacy_client(&result, ctx, sink, up.spec.timeout).await?;
+            if let Some(state) = result.get("requestState") {
+                p["requestState"] = state.clone();
+            }
+            let call = live
+                .conn
+                .call(
+                    method,
+                    adapt_params(Some(p), ctx, &live.info),
+                    ctx.caller(),
+                    up.spec.timeout,
+                )
+                .map_err(Failure::upstream)?;
+            result = self.relay(call, up.name().as_str(), ctx, sink).await?;
+        }
+        Err(Failure::upstream(RpcError::new(
+            code::INTERNAL_ERROR,
+            format!(
+                "upstream `{}` asked for input more than {MAX_INPUT_ROUNDS} times",
+                up.name()
+            ),
+        )))
     }
 
     /// Relays one upstream call's events to the client until its result.
@@ -1120,6 +1160,69 @@ impl Gateway {
         }
         Ok(Value::Object(out))
     }
+}
+
+/// Rounds of input a modern upstream may ask a legacy client for in one
+/// request before the gateway gives up (a loop guard, not a protocol limit).
+const MAX_INPUT_ROUNDS: usize = 16;
+
+/// The era bridge toward legacy clients: a modern upstream's
+/// `inputRequests` become real server→client requests on the client's
+/// session; their answers, keyed as the upstream keyed the requests, are the
+/// `inputResponses` of the retry.
+async fn ask_legacy_client(
+    result: &Value,
+    ctx: &ClientCtx,
+    sink: &Sink,
+    timeout: std::time::Duration,
+) -> Result<Value, Failure> {
+    let caller = ctx.caller();
+    let mut waiting = Vec::new();
+    let requests = result.get("inputRequests").and_then(Value::as_object);
+    for (key, req) in requests.into_iter().flatten() {
+        let method = req
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let able = match method {
+            "sampling/createMessage" => caller.sampling,
+            "elicitation/create" => caller.elicitation,
+            "roots/list" => caller.roots,
+            _ => false,
+        };
+        if !able {
+            return Err(Failure::client(
+                code::INVALID_REQUEST,
+                format!(
+                    "the upstream needs the client to answer {method}, a capability this session did not declare"
+                ),
+            ));
+        }
+        let (reply, answer) = Reply::local();
+        sink.send(ClientEvent::ServerRequest {
+            method: method.to_owned(),
+            params: req.get("params").cloned(),
+            reply,
+        })
+        .map_err(|_| Failure::client(code::INTERNAL_ERROR, "the client went away"))?;
+        waiting.push((key.clone(), answer));
+    }
+    let mut responses = Map::new();
+    for (key, answer) in waiting {
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(Ok(v))) => {
+                responses.insert(key, v);
+            }
+            Ok(Ok(Err(e))) => return Err(Failure::client(e.code, e.message)),
+            _ => {
+                return Err(Failure::client(
+                    code::INTERNAL_ERROR,
+                    "the client did not answer the upstream's request in time",
+                ));
+            }
+        }
+    }
+    Ok(Value::Object(responses))
 }
 
 /// Rewrites a request's params for the upstream's era: a legacy client's

@@ -134,7 +134,18 @@ async fn the_standalone_stream_resumes_after_last_event_id() {
 
 #[tokio::test]
 async fn sampling_is_relayed_to_the_legacy_session_that_caused_it() {
-    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    sampling_reaches_the_legacy_session("--era legacy").await;
+}
+
+/// A modern upstream's InputRequiredResult becomes a real server request on
+/// the legacy client's stream; the gateway retries with the answer.
+#[tokio::test]
+async fn a_modern_upstreams_input_request_reaches_a_legacy_client() {
+    sampling_reaches_the_legacy_session("--era modern").await;
+}
+
+async fn sampling_reaches_the_legacy_session(upstream_era: &str) {
+    let gw = Gateway::start(&demo_config(&[("demo", upstream_era)])).await;
     let url = gw.url("/mcp");
     let client = Legacy::connect_with(&url, json!({"sampling": {}})).await;
     let bystander = Legacy::connect_with(&url, json!({"sampling": {}})).await;

@@ -93,17 +93,41 @@ pub enum UpEvent {
     Response(Result<Value, RpcError>),
 }
 
-/// Answers one server→client request on the connection it came from.
+/// Answers one server→client request: on the upstream connection it came
+/// from, or, for a request the gateway itself makes of a client (the era
+/// bridge toward legacy clients), to the task waiting for it.
 #[derive(Debug)]
-pub struct Reply {
-    id: Value,
-    conn: std::sync::Weak<Dispatcher>,
+pub struct Reply(ReplyTo);
+
+#[derive(Debug)]
+enum ReplyTo {
+    Upstream {
+        id: Value,
+        conn: std::sync::Weak<Dispatcher>,
+    },
+    Local(tokio::sync::oneshot::Sender<Result<Value, RpcError>>),
 }
 
 impl Reply {
+    /// A reply whose answer arrives on the returned receiver.
+    pub fn local() -> (
+        Reply,
+        tokio::sync::oneshot::Receiver<Result<Value, RpcError>>,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Reply(ReplyTo::Local(tx)), rx)
+    }
+
     pub fn send(self, result: Result<Value, RpcError>) {
-        if let Some(conn) = self.conn.upgrade() {
-            conn.outbound.send(mcp::response(self.id, result));
+        match self.0 {
+            ReplyTo::Upstream { id, conn } => {
+                if let Some(conn) = conn.upgrade() {
+                    conn.outbound.send(mcp::response(id, result));
+                }
+            }
+            ReplyTo::Local(tx) => {
+                let _ = tx.send(result);
+            }
         }
     }
 }
@@ -312,10 +336,10 @@ impl Dispatcher {
                     self.outbound.send(mcp::response(id, Ok(json!({}))));
                     return;
                 }
-                let reply = Reply {
+                let reply = Reply(ReplyTo::Upstream {
                     id: id.clone(),
                     conn: Arc::downgrade(self),
-                };
+                });
                 let mut pending = self.pending.lock().expect("pending lock");
                 match Self::owner(&pending, on).or_else(|| Self::attribute(&pending, Some(&method)))
                 {
