@@ -752,48 +752,38 @@ impl Gateway {
                     params: p,
                     reply,
                 } => {
-                    let able = match m.as_str() {
-                        "sampling/createMessage" => caller.sampling,
-                        "elicitation/create" => caller.elicitation,
-                        "roots/list" => caller.roots,
-                        _ => false,
-                    };
-                    if ctx.era == Era::Modern && !able {
-                        // The request needs a capability this modern client
-                        // did not declare: that is -32021, with what it needs.
-                        let capability = match m.as_str() {
-                            "sampling/createMessage" => "sampling",
-                            "elicitation/create" => "elicitation",
-                            "roots/list" => "roots",
-                            _ => "",
-                        };
-                        let msg = format!(
-                            "this request needs the client capability `{capability}` ({m})"
-                        );
-                        reply.send(Err(RpcError::new(code::METHOD_NOT_FOUND, msg.clone())));
-                        return Err(Failure {
-                            error: RpcError::new(code::MISSING_CAPABILITY, msg)
-                                .with_data(json!({"requiredCapabilities": {capability: {}}})),
-                            side: Side::Client,
-                            http_status: None,
-                        });
-                    }
-                    if ctx.era == Era::Modern
-                        && let Some(binding) = &ctx.binding
-                    {
-                        let ttl = call.timeout();
-                        return self
-                            .bridge
-                            .suspend(call, upstream, (m, p, reply), binding.clone(), ttl)
-                            .await
-                            .map_err(Failure::upstream);
-                    }
+                    let able = caller.can_answer(&m);
                     if ctx.era == Era::Modern {
-                        let msg = format!(
-                            "upstream `{upstream}` asked the client for {m} while serving a request that cannot carry input requests"
-                        );
-                        reply.send(Err(RpcError::new(code::METHOD_NOT_FOUND, msg.clone())));
-                        return Err(Failure::upstream(RpcError::new(code::INTERNAL_ERROR, msg)));
+                        if let Some(binding) = &ctx.binding {
+                            let ttl = call.timeout();
+                            return self
+                                .bridge
+                                .suspend(
+                                    call,
+                                    upstream,
+                                    (m, p, reply),
+                                    binding.clone(),
+                                    ttl,
+                                    caller,
+                                )
+                                .await
+                                .map_err(Failure::upstream);
+                        }
+                        let error = if able {
+                            RpcError::new(
+                                code::INTERNAL_ERROR,
+                                format!(
+                                    "upstream `{upstream}` asked the client for {m} while serving a request that cannot carry input requests"
+                                ),
+                            )
+                        } else {
+                            mcp::missing_capability(&m)
+                        };
+                        reply.send(Err(RpcError::new(
+                            code::METHOD_NOT_FOUND,
+                            error.message.clone(),
+                        )));
+                        return Err(Failure::upstream(error));
                     }
                     if !able {
                         reply.send(Err(RpcError::new(
@@ -1184,13 +1174,7 @@ async fn ask_legacy_client(
             .get("method")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let able = match method {
-            "sampling/createMessage" => caller.sampling,
-            "elicitation/create" => caller.elicitation,
-            "roots/list" => caller.roots,
-            _ => false,
-        };
-        if !able {
+        if !caller.can_answer(method) {
             return Err(Failure::client(
                 code::INVALID_REQUEST,
                 format!(

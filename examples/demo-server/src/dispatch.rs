@@ -180,7 +180,7 @@ async fn features(req: &Request, method: &str) -> Result<Value, RpcError> {
         "resources/templates/list" => list_page(req, "resourceTemplates", resources::templates()),
         "resources/read" => resources::read(req),
         "prompts/list" => list_page(req, "prompts", prompts::list()),
-        "prompts/get" => prompts::get(req),
+        "prompts/get" => prompts::get(req).await,
         "completion/complete" => completion::complete(&req.params),
         _ => Err(RpcError::method_not_found(method)),
     }

@@ -27,6 +27,7 @@
 //! | `pagination` | opaque cursors for every list |
 //! | `content` | fixture payloads (the tiny PNG and WAV) and content-block builders |
 //! | `tools`, `resources`, `prompts`, `completion` | the features themselves |
+//! | `input_required` | the SEP-2322 fixture tools and prompt (`test_input_required_result_*`) |
 //!
 //! Dependencies point one way: features use `request`, `client_input`,
 //! `content` and `protocol`; only `dispatch` knows every feature; only
@@ -57,6 +58,7 @@ mod pagination;
 mod content;
 
 mod completion;
+mod input_required;
 mod prompts;
 mod resources;
 mod tools;

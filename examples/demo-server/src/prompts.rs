@@ -1,6 +1,7 @@
 //! Prompts: the conformance fixture (`test_simple_prompt`,
 //! `test_prompt_with_arguments`, `test_prompt_with_embedded_resource`,
-//! `test_prompt_with_image`) and the demo's `greet`.
+//! `test_prompt_with_image`, and the SEP-2322 `test_input_required_result_prompt`
+//! of `input_required`) and the demo's `greet`.
 
 use serde_json::{Map, Value, json};
 
@@ -45,6 +46,12 @@ const PROMPTS: &[PromptSpec] = &[
         &[],
     ),
     (
+        crate::input_required::PROMPT,
+        "Prompt Requiring Input",
+        "A prompt that first asks the user for context (SEP-2322 InputRequiredResult)",
+        &[],
+    ),
+    (
         "greet",
         "Greeting",
         "Asks the model to greet someone by name",
@@ -67,7 +74,7 @@ pub(crate) fn list() -> Vec<Value> {
 }
 
 /// `prompts/get`. Unknown prompts and missing arguments are -32602.
-pub(crate) fn get(req: &Request) -> Result<Value, RpcError> {
+pub(crate) async fn get(req: &Request) -> Result<Value, RpcError> {
     let name = req.str_param("name")?;
     let spec = PROMPTS
         .iter()
@@ -86,6 +93,9 @@ pub(crate) fn get(req: &Request) -> Result<Value, RpcError> {
     };
     for (key, _) in spec.3 {
         arg(key)?;
+    }
+    if name == crate::input_required::PROMPT {
+        return crate::input_required::get_prompt(req, spec.2).await;
     }
     let user = |content: Value| json!({ "role": "user", "content": content });
     let messages = match name {

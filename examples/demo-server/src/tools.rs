@@ -1,4 +1,5 @@
-//! Tools: the conformance fixture (`test_*`, `json_schema_2020_12_tool`), the
+//! Tools: the conformance fixture (`test_*`, `json_schema_2020_12_tool`, and
+//! the SEP-2322 `test_input_required_result_*` of `input_required`), the
 //! demo and test tools (`echo`, `add`, `slow`, `whoami`, `set_tools`,
 //! `touch_resource`, `notify_list_changed`, `crash`, `log_to_stderr`) and the dynamic extras that
 //! `set_tools` adds (each behaves like `echo`).
@@ -24,7 +25,7 @@ use crate::session::{Change, Session};
 /// `(name, description, inputSchema)` of every built-in tool, in listing order.
 fn builtins() -> Vec<(&'static str, &'static str, Value)> {
     let no_args = json!({ "type": "object", "properties": {} });
-    vec![
+    [
         // ----- conformance fixture -----
         (
             "test_simple_text",
@@ -132,6 +133,15 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
                 "required": ["region"],
             }),
         ),
+    ]
+    .into_iter()
+    // ----- SEP-2322 fixture (`input_required`) -----
+    .chain(
+        crate::input_required::TOOLS
+            .iter()
+            .map(|(name, description)| (*name, *description, no_args.clone())),
+    )
+    .chain([
         // ----- demo and test tools -----
         (
             "echo",
@@ -206,7 +216,8 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
                 "required": ["text"],
             }),
         ),
-    ]
+    ])
+    .collect()
 }
 
 /// The input schema of `json_schema_2020_12_tool`, as the suite's reference:
@@ -429,6 +440,14 @@ async fn run(req: &Request, name: &str, args: &Value) -> Result<Value, Failure> 
             tool_result(vec![text(format!(
                 "Custom headers test completed: region={region}"
             ))])
+        }
+        name if name.starts_with("test_input_required_result_") => {
+            match crate::input_required::call_tool(req, name).await {
+                Some(result) => result?,
+                None => {
+                    return Err(RpcError::invalid_params(format!("Unknown tool: {name}")).into());
+                }
+            }
         }
         "echo" => echo(args)?,
         "add" => add(args)?,

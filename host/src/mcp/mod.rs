@@ -280,6 +280,26 @@ pub fn target_name<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a st
     params?.get(key)?.as_str()
 }
 
+/// The client capability a server→client request needs.
+pub fn capability_for(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "sampling/createMessage" => "sampling",
+        "elicitation/create" => "elicitation",
+        "roots/list" => "roots",
+        _ => return None,
+    })
+}
+
+/// `-32021`: the request needs a client capability that was not declared.
+pub fn missing_capability(method: &str) -> RpcError {
+    let capability = capability_for(method).unwrap_or("unknown");
+    RpcError::new(
+        code::MISSING_CAPABILITY,
+        format!("this request needs the client capability `{capability}` ({method})"),
+    )
+    .with_data(json!({"requiredCapabilities": {capability: {}}}))
+}
+
 /// Whether a method is one of the server→client "list changed" or
 /// "resource updated" notifications that go to listeners, not to a request.
 pub fn is_change_notification(method: &str) -> bool {

@@ -24,8 +24,8 @@ use rand::RngCore;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::mcp::{RpcError, code};
-use crate::upstream::{CallHandle, Reply, UpEvent};
+use crate::mcp::{self, RpcError, code};
+use crate::upstream::{CallHandle, Caller, Reply, UpEvent};
 
 /// Marks a `requestState` the gateway issued (others belong to a modern
 /// upstream and pass through untouched).
@@ -151,6 +151,7 @@ impl Bridge {
         first: (String, Option<Value>, Reply),
         binding: Binding,
         ttl: Duration,
+        caller: Caller,
     ) -> Result<Value, RpcError> {
         let mut asked = vec![first];
         loop {
@@ -175,6 +176,24 @@ impl Bridge {
                 Ok(None) | Err(_) => break,
             }
         }
+        // Only what the client declared it can answer goes to it; the rest
+        // is refused to the upstream. If nothing is left, the request needs
+        // a capability the client lacks: -32021.
+        let (asked, refused): (Vec<_>, Vec<_>) = asked
+            .into_iter()
+            .partition(|(method, _, _)| caller.can_answer(method));
+        let first_refused = refused.first().map(|(m, _, _)| m.clone());
+        for (method, _, reply) in refused {
+            reply.send(Err(RpcError::new(
+                code::METHOD_NOT_FOUND,
+                mcp::missing_capability(&method).message,
+            )));
+        }
+        if asked.is_empty() {
+            return Err(mcp::missing_capability(
+                first_refused.as_deref().unwrap_or(""),
+            ));
+        }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let mut requests = Map::new();
         let mut replies = Vec::with_capacity(asked.len());
@@ -187,6 +206,7 @@ impl Bridge {
             requests.insert(key.clone(), req);
             replies.push((key, reply));
         }
+        call.park(true);
         let expires_ms = now_ms() + ttl.as_millis() as u64;
         let payload =
             json!({"r": id, "route": binding.route, "d": binding.digest, "exp": expires_ms});
@@ -234,6 +254,9 @@ impl Bridge {
         if round.binding != *binding {
             return Err(invalid("it belongs to another request"));
         }
+        // Unparked before the answers go out: the upstream may ask again at
+        // once, and that request belongs to this call.
+        round.call.park(false);
         let responses = params.get("inputResponses");
         for (key, reply) in round.replies {
             match responses.and_then(|r| r.get(&key)) {

@@ -67,11 +67,12 @@ impl Caller {
         roots: false,
     };
 
-    fn can_answer(&self, method: &str) -> bool {
-        match method {
-            "sampling/createMessage" => self.sampling,
-            "elicitation/create" => self.elicitation,
-            "roots/list" => self.roots,
+    /// Whether the client declared the capability `method` needs.
+    pub fn can_answer(&self, method: &str) -> bool {
+        match mcp::capability_for(method) {
+            Some("sampling") => self.sampling,
+            Some("elicitation") => self.elicitation,
+            Some("roots") => self.roots,
             _ => false,
         }
     }
@@ -148,6 +149,10 @@ struct Pending {
     /// How long the call may wait in silence, and until when it may now.
     timeout: Duration,
     deadline: Instant,
+    /// Parked by the era bridge, waiting for a modern client to come back
+    /// with answers: its own server request is outstanding, so a new one
+    /// is not attributed to it.
+    parked: bool,
 }
 
 impl Pending {
@@ -249,6 +254,7 @@ impl Dispatcher {
                 progress_token,
                 timeout,
                 deadline: Instant::now() + timeout,
+                parked: false,
             },
         );
         self.outbound
@@ -381,7 +387,11 @@ impl Dispatcher {
     /// client able to answer it (by declared capability), if exactly one is.
     /// Otherwise nobody: a wrong guess would leak one client's data to another.
     fn attribute(pending: &HashMap<u64, Pending>, server_method: Option<&str>) -> Option<u64> {
-        let user_calls = || pending.iter().filter(|(_, p)| p.caller.client != 0);
+        let user_calls = || {
+            pending
+                .iter()
+                .filter(|(_, p)| p.caller.client != 0 && !p.parked)
+        };
         let newest_of = |client: u64| {
             user_calls()
                 .filter(|(_, p)| p.caller.client == client)
@@ -473,6 +483,19 @@ pub struct CallHandle {
 }
 
 impl CallHandle {
+    /// Parks or unparks the call (see `Pending::parked`).
+    pub fn park(&self, parked: bool) {
+        if let Some(p) = self
+            .conn
+            .pending
+            .lock()
+            .expect("pending lock")
+            .get_mut(&self.id)
+        {
+            p.parked = parked;
+        }
+    }
+
     /// How long this call may wait in silence.
     pub fn timeout(&self) -> Duration {
         self.conn
