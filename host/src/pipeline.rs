@@ -463,6 +463,12 @@ impl Gateway {
     ) -> Result<Value, Failure> {
         let result = match result {
             Ok(v) => chain.on_response(method, Ok(v)).map_err(Failure::upstream),
+            // Errors across eras: the modern era reports an unknown resource
+            // as -32602 where legacy servers used -32002.
+            Err(mut f) if ctx.era == Era::Modern && f.error.code == code::RESOURCE_NOT_FOUND => {
+                f.error.code = code::INVALID_PARAMS;
+                Err(f)
+            }
             Err(f) => Err(f),
         };
         // Results across eras: modern clients always get a `resultType`;

@@ -500,3 +500,17 @@ async fn mirrored_parameter_headers_must_match_the_arguments() {
     assert!(ok(&r), "null argument: {:?}", r.messages);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn resource_not_found_uses_each_eras_code() {
+    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    let url = gw.url("/mcp");
+    let legacy = Legacy::connect(&url).await;
+    let r = legacy
+        .request("resources/read", json!({"uri": "test://nope"}))
+        .await;
+    assert_eq!(r.last()["error"]["code"], -32002, "{:?}", r.messages);
+    let r = modern(&url, "resources/read", json!({"uri": "test://nope"})).await;
+    assert_eq!(r.last()["error"]["code"], -32602, "{:?}", r.messages);
+    gw.shutdown().await;
+}
