@@ -226,9 +226,46 @@ async fn rmcp_legacy_lists_calls_and_receives_progress() {
 
 #[tokio::test]
 async fn rmcp_legacy_answers_sampling_and_elicitation() {
-    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
-    let handler = Recorder::legacy();
-    let client = connect_legacy(&gw.url("/mcp"), handler.clone()).await;
+    sampling_and_elicitation_across("--era legacy", false).await;
+}
+
+/// The era bridge, legacy upstream → modern client: rmcp receives
+/// InputRequiredResults and retries with its answers.
+#[tokio::test]
+async fn rmcp_modern_answers_a_legacy_upstreams_sampling_and_elicitation() {
+    sampling_and_elicitation_across("--era legacy", true).await;
+}
+
+/// The era bridge, modern upstream → legacy client: rmcp receives real
+/// server requests; the gateway retries the upstream with the answers.
+#[tokio::test]
+async fn rmcp_legacy_answers_a_modern_upstreams_input_requests() {
+    sampling_and_elicitation_across("--era modern", false).await;
+}
+
+/// Both modern: the upstream's InputRequiredResult passes through.
+#[tokio::test]
+async fn rmcp_modern_answers_a_modern_upstreams_input_requests() {
+    sampling_and_elicitation_across("--era modern", true).await;
+}
+
+/// One cell of the era matrix: sampling and elicitation with the demo
+/// upstream in `upstream_era`, rmcp connecting in the modern or legacy era.
+async fn sampling_and_elicitation_across(upstream_era: &str, modern_client: bool) {
+    let gw = Gateway::start(&demo_config(&[("demo", upstream_era)])).await;
+    let (handler, lifecycle) = if modern_client {
+        (
+            Recorder::default(),
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+    } else {
+        (Recorder::legacy(), ClientLifecycleMode::Initialize)
+    };
+    let client = connect(&gw.url("/mcp"), handler.clone(), lifecycle).await;
+    let expected = if modern_client { MODERN } else { LEGACY };
+    assert_eq!(protocol_of(&client), expected);
 
     let text = call_text(
         &client,
