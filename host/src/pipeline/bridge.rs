@@ -238,7 +238,7 @@ impl Bridge {
             return Ok(Resumed::NotOurs);
         }
         let payload = self.verify(state)?;
-        if payload["exp"].as_u64().is_none_or(|exp| exp < now_ms()) {
+        if payload["exp"].as_u64().is_none_or(|exp| exp <= now_ms()) {
             self.forget(payload["r"].as_u64());
             return Err(invalid("expired"));
         }
@@ -299,5 +299,113 @@ impl Bridge {
         if let Some(id) = id {
             self.rounds.lock().expect("rounds lock").remove(&id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::upstream::{Dispatcher, conn::Outbound};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Value>>>);
+    impl Outbound for Capture {
+        fn send(&self, msg: Value) {
+            self.0.lock().unwrap().push(msg);
+        }
+    }
+
+    const SAMPLING: Caller = Caller {
+        client: 7,
+        sampling: true,
+        elicitation: false,
+        roots: false,
+    };
+
+    /// A call whose upstream asked for sampling, suspended for `ttl`.
+    async fn round(bridge: &Bridge, ttl: Duration) -> (Value, Capture, Binding) {
+        let out = Capture::default();
+        let d = Dispatcher::new("u", out.clone(), |_| {});
+        let mut call = d
+            .call("tools/call", None, SAMPLING, Duration::from_secs(30))
+            .unwrap();
+        d.dispatch(json!({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{"maxTokens":1}}));
+        let Some(UpEvent::ServerRequest {
+            method,
+            params,
+            reply,
+        }) = call.next().await
+        else {
+            panic!("the server request reaches the call")
+        };
+        let binding = digest("/mcp", "tools/call", Some(&json!({"name": "t"})));
+        let result = bridge
+            .suspend(
+                call,
+                "u",
+                (method, params, reply),
+                binding.clone(),
+                ttl,
+                SAMPLING,
+            )
+            .await
+            .unwrap();
+        (result, out, binding)
+    }
+
+    fn retry(result: &Value, state: &str) -> Value {
+        let key = result["inputRequests"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap()
+            .clone();
+        json!({"name": "t", "requestState": state, "inputResponses": {key: {"role": "assistant", "content": {"type": "text", "text": "x"}, "model": "m"}}})
+    }
+
+    #[tokio::test]
+    async fn an_expired_state_is_refused_and_its_round_forgotten() {
+        let bridge = Bridge::default();
+        let (result, _, binding) = round(&bridge, Duration::ZERO).await;
+        let state = result["requestState"].as_str().unwrap();
+        let Err(e) = bridge.resume(&retry(&result, state), &binding) else {
+            panic!("an expired state must be refused")
+        };
+        assert!(e.message.contains("expired"), "{e}");
+        assert!(bridge.rounds.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_valid_state_answers_the_upstream_once() {
+        let bridge = Bridge::default();
+        let (result, out, binding) = round(&bridge, Duration::from_secs(30)).await;
+        let state = result["requestState"].as_str().unwrap().to_owned();
+        assert!(state.starts_with(PREFIX));
+        // A state signed by another gateway (another key) is refused.
+        let other = Bridge::default();
+        assert!(other.resume(&retry(&result, &state), &binding).is_err());
+        let Ok(Resumed::Call(..)) = bridge.resume(&retry(&result, &state), &binding) else {
+            panic!("the round resumes")
+        };
+        let sent = out.0.lock().unwrap().clone();
+        let answered = sent
+            .iter()
+            .find(|m| m["id"] == "s1")
+            .expect("the upstream's request is answered")
+            .clone();
+        assert_eq!(answered["id"], "s1");
+        assert_eq!(answered["result"]["content"]["text"], "x");
+        assert!(
+            bridge.resume(&retry(&result, &state), &binding).is_err(),
+            "single use"
+        );
+        // Someone else's state (no prefix) is not ours: it passes through.
+        assert!(matches!(
+            bridge.resume(&json!({"requestState": "upstream-state"}), &binding),
+            Ok(Resumed::NotOurs)
+        ));
     }
 }
