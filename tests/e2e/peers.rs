@@ -239,7 +239,8 @@ async fn progress(sdk: Sdk, url: &str, extra: &[&str]) {
 }
 
 /// The client's sampling handler answers, and its text comes back in the
-/// tool result. Needs an upstream in the legacy era.
+/// tool result. Modern clients on a legacy upstream go through the era
+/// bridge (InputRequiredResult rounds).
 async fn sampling(sdk: Sdk, url: &str, extra: &[&str]) {
     step(
         sdk,
@@ -302,6 +303,10 @@ async fn modern_suite(sdk: Sdk) {
     progress(sdk, &url, &[]).await;
     list_changed(sdk, &url, &[], "modern_peer_extra").await;
     gw.shutdown().await;
+    // A legacy upstream's sampling request, bridged to this modern client.
+    let legacy = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    sampling(sdk, &legacy.url("/mcp"), &["--expect-protocol", MODERN]).await;
+    legacy.shutdown().await;
 }
 
 const SSE: &[&str] = &["--transport", "sse"];
