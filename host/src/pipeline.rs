@@ -906,6 +906,14 @@ impl Gateway {
             {
                 continue;
             }
+            // A modern upstream has no resources/subscribe: the URI joins
+            // the filter of the gateway's own subscription to it.
+            if matches!(method, "resources/subscribe" | "resources/unsubscribe")
+                && up.live().await.is_ok_and(|l| l.info.era == Era::Modern)
+            {
+                up.watch_resource(uri, method == "resources/subscribe");
+                return Ok(json!({}));
+            }
             match self.forward(up, ctx, method, params.clone(), sink).await {
                 Err(f)
                     if candidates.len() > 1

@@ -7,7 +7,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, LEGACY, Legacy, MODERN, demo_config, modern_body};
+use crate::harness::{Gateway, LEGACY, Legacy, MODERN, demo_config, eventually, modern_body};
 
 type Events = std::pin::Pin<Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>>;
 
@@ -311,5 +311,33 @@ async fn modern_clients_get_log_messages_only_when_they_ask() {
         )
         .await;
     assert!(logs(&r) >= 1, "{:?}", r.messages);
+    gw.shutdown().await;
+}
+
+/// A modern upstream has no resources/subscribe: a legacy client's
+/// subscription becomes part of the gateway's subscriptions/listen filter,
+/// and the updates reach the client's GET stream.
+#[tokio::test]
+async fn resource_updates_from_a_modern_upstream_reach_a_legacy_subscriber() {
+    let gw = Gateway::start(&demo_config(&[("demo", "--era modern")])).await;
+    let url = gw.url("/mcp");
+    let client = Legacy::connect(&url).await;
+    let mut stream = open_get(&client, None).await;
+    let uri = "demo://readme";
+    let r = client
+        .request("resources/subscribe", json!({"uri": uri}))
+        .await;
+    assert!(r.last()["result"].is_object(), "{:?}", r.messages);
+    let actor = Legacy::connect(&url).await;
+    // The gateway re-opens its subscription asynchronously: touch until seen.
+    let seen = eventually(Duration::from_secs(10), async || {
+        actor.call_text("touch_resource", json!({"uri": uri})).await;
+        matches!(
+            tokio::time::timeout(Duration::from_millis(300), next_json(&mut stream)).await,
+            Ok((_, n)) if n["method"] == "notifications/resources/updated" && n["params"]["uri"] == uri
+        )
+    })
+    .await;
+    assert!(seen, "no notifications/resources/updated for {uri}");
     gw.shutdown().await;
 }

@@ -96,6 +96,9 @@ pub struct Upstream {
     pub spec: UpstreamSpec,
     state: watch::Sender<UpState>,
     changes: broadcast::Sender<Value>,
+    /// Resource URIs clients subscribed to on a modern upstream, which has
+    /// no `resources/subscribe`: they go in its `subscriptions/listen` filter.
+    watched: watch::Sender<std::collections::BTreeSet<String>>,
 }
 
 impl Upstream {
@@ -104,6 +107,7 @@ impl Upstream {
             spec,
             state: watch::Sender::new(UpState::Starting),
             changes: broadcast::channel(CHANGE_BUFFER).0,
+            watched: watch::Sender::new(std::collections::BTreeSet::new()),
         })
     }
 
@@ -115,6 +119,18 @@ impl Upstream {
     /// across restarts.
     pub fn subscribe_changes(&self) -> broadcast::Receiver<Value> {
         self.changes.subscribe()
+    }
+
+    /// Adds or removes a resource URI from a modern upstream's subscription
+    /// (the gateway re-opens its `subscriptions/listen` with the new set).
+    pub fn watch_resource(&self, uri: &str, on: bool) {
+        self.watched.send_if_modified(|set| {
+            if on {
+                set.insert(uri.to_owned())
+            } else {
+                set.remove(uri)
+            }
+        });
     }
 
     /// The current connection, waiting while the upstream is starting (up to
@@ -269,7 +285,7 @@ impl Upstream {
                                 info,
                                 pid,
                             });
-                            let listen = listen_for_changes(&live);
+                            let listen = listen_for_changes(&live, self.watched.subscribe());
                             self.state.send_replace(UpState::Ready(live));
                             let ended = tokio::select! {
                                 how = child.wait() => Some(how),
@@ -331,7 +347,7 @@ impl Upstream {
                         info: remote.info.clone(),
                         pid: None,
                     });
-                    let listen = listen_for_changes(&live);
+                    let listen = listen_for_changes(&live, self.watched.subscribe());
                     self.state.send_replace(UpState::Ready(live));
                     let _stop_listening = listen.map(AbortOnDrop);
                     tokio::select! {
@@ -377,7 +393,10 @@ const LISTEN_RENEW: Duration = Duration::from_secs(3600);
 /// A modern upstream sends change notifications only on a
 /// `subscriptions/listen` stream: open one for the list changes it offers,
 /// so they reach the gateway's own listeners. Legacy upstreams need nothing.
-fn listen_for_changes(live: &Arc<Live>) -> Option<tokio::task::JoinHandle<()>> {
+fn listen_for_changes(
+    live: &Arc<Live>,
+    mut watched: watch::Receiver<std::collections::BTreeSet<String>>,
+) -> Option<tokio::task::JoinHandle<()>> {
     if live.info.era != Era::Modern {
         return None;
     }
@@ -388,17 +407,31 @@ fn listen_for_changes(live: &Arc<Live>) -> Option<tokio::task::JoinHandle<()>> {
             .and_then(Value::as_bool)
             .unwrap_or(false)
     };
-    let filter = json!({
-        "toolsListChanged": flag("tools"),
-        "promptsListChanged": flag("prompts"),
-        "resourcesListChanged": flag("resources"),
-    });
-    if !filter.as_object()?.values().any(|v| v == true) {
-        return None;
-    }
+    let lists = [
+        ("toolsListChanged", flag("tools")),
+        ("promptsListChanged", flag("prompts")),
+        ("resourcesListChanged", flag("resources")),
+    ];
     let conn = Arc::clone(&live.conn);
     Some(tokio::spawn(async move {
         loop {
+            let uris: Vec<String> = watched.borrow_and_update().iter().cloned().collect();
+            let mut filter = serde_json::Map::new();
+            for (name, on) in lists {
+                if on {
+                    filter.insert(name.into(), true.into());
+                }
+            }
+            if !uris.is_empty() {
+                filter.insert("resourceSubscriptions".into(), json!(uris));
+            }
+            if filter.is_empty() {
+                // Nothing to listen for until a client subscribes to a resource.
+                if watched.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
             let params = json!({
                 "_meta": modern_meta(&gateway_client_capabilities()),
                 "notifications": filter,
@@ -412,19 +445,35 @@ fn listen_for_changes(live: &Arc<Live>) -> Option<tokio::task::JoinHandle<()>> {
                 return;
             };
             // Notifications on the subscription reach the change sink through
-            // the dispatcher; this loop only keeps the call open.
-            while let Some(ev) = call.next().await {
-                if let UpEvent::Response(r) = ev {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "upstream subscription ended");
+            // the dispatcher; this loop keeps the call open, and re-opens it
+            // when the set of watched resources changes.
+            let resubscribe = loop {
+                tokio::select! {
+                    ev = call.next() => match ev {
+                        Some(UpEvent::Response(r)) => {
+                            if let Err(e) = r {
+                                tracing::debug!(error = %e, "upstream subscription ended");
+                            }
+                            break false;
+                        }
+                        Some(_) => {}
+                        None => break false,
+                    },
+                    changed = watched.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        break true;
                     }
-                    break;
                 }
-            }
+            };
+            drop(call);
             if conn.is_closed() {
                 return;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            if !resubscribe {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }))
 }
