@@ -194,6 +194,16 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
             }),
         ),
         (
+            "test_trigger_tool_change",
+            "Conformance hook (SEP-2575): sends notifications/tools/list_changed to listeners",
+            no_args.clone(),
+        ),
+        (
+            "test_trigger_prompt_change",
+            "Conformance hook (SEP-2575): sends notifications/prompts/list_changed to listeners",
+            no_args.clone(),
+        ),
+        (
             "notify_list_changed",
             "Sends notifications/{list}/list_changed to whoever listens, without changing anything",
             json!({
@@ -482,6 +492,15 @@ async fn run(req: &Request, name: &str, args: &Value) -> Result<Value, Failure> 
                 "content": [text(format!("notified {notified} listener(s)"))],
                 "structuredContent": { "notified": notified },
             })
+        }
+        "test_trigger_tool_change" | "test_trigger_prompt_change" => {
+            let change = if name == "test_trigger_tool_change" {
+                Change::ToolsListChanged
+            } else {
+                Change::PromptsListChanged
+            };
+            let notified = req.session.announce(change);
+            tool_result(vec![text(format!("notified {notified} listener(s)"))])
         }
         "crash" => {
             tracing::warn!("crash tool called: exiting with status 3");
