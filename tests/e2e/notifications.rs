@@ -45,7 +45,18 @@ async fn next_json(events: &mut Events) -> (eventsource_stream::Event, Value) {
 
 #[tokio::test]
 async fn list_changed_reaches_legacy_and_modern_listeners() {
-    let gw = Gateway::start(&demo_config(&[("demo", "")])).await;
+    list_changed_across("--era modern").await;
+}
+
+/// The same with a legacy upstream: its plain list_changed reaches a
+/// modern `subscriptions/listen` stream, tagged, and a legacy GET stream.
+#[tokio::test]
+async fn a_legacy_upstreams_list_changed_reaches_both_eras() {
+    list_changed_across("--era legacy").await;
+}
+
+async fn list_changed_across(upstream_era: &str) {
+    let gw = Gateway::start(&demo_config(&[("demo", upstream_era)])).await;
     let url = gw.url("/mcp");
     let listener = Legacy::connect(&url).await;
     let mut legacy_stream = open_get(&listener, None).await;
