@@ -58,6 +58,11 @@ pub struct ClientCtx {
     /// `logLevel`); without it they get none. Legacy clients: `None`, and the
     /// upstream's session-wide level applies.
     pub log_level: Option<String>,
+    /// Who is asking, as far as the gateway can tell: until the auth plugin
+    /// names principals, a hash of the request's `Authorization` header
+    /// (modern requests), so a bridged round cannot be resumed with another
+    /// credential.
+    pub principal: Option<String>,
     /// For a modern request that may need the client's input
     /// (`tools/call`, `prompts/get`, `resources/read`): what a bridged round
     /// is bound to. Set by [`Gateway::handle`].
@@ -420,7 +425,12 @@ impl Gateway {
         let ctx = if ctx.era == Era::Modern
             && matches!(method, "tools/call" | "prompts/get" | "resources/read")
         {
-            let binding = bridge::digest(route.path.as_str(), method, params.as_ref());
+            let binding = bridge::digest(
+                route.path.as_str(),
+                ctx.principal.as_deref(),
+                method,
+                params.as_ref(),
+            );
             if let Some(p) = &params {
                 match self.bridge.resume(p, &binding) {
                     Err(e) => {
@@ -650,6 +660,7 @@ impl Gateway {
                 capabilities: json!({}),
                 log_level: None,
                 binding: None,
+                principal: None,
             };
             let (sink, _) = mpsc::unbounded_channel();
             let mut cursor: Option<String> = None;
@@ -988,6 +999,7 @@ impl Gateway {
             capabilities: json!({}),
             log_level: None,
             binding: None,
+            principal: None,
         };
         let (sink, _) = mpsc::unbounded_channel();
         for uri in last {

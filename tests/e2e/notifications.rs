@@ -266,6 +266,28 @@ async fn a_legacy_upstreams_sampling_reaches_a_modern_client_as_input_required()
         json!({"prompt":"hi"}),
         json!({"inputResponses": answer, "requestState": state}),
     );
+    // Another credential: the round is bound to the Authorization it began with.
+    let mut other = retry.clone();
+    other["id"] = json!(4);
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "test_sampling")
+        .header("authorization", "Bearer someone-else")
+        .json(&other)
+        .send()
+        .await
+        .unwrap();
+    let r = crate::harness::read_reply(resp).await;
+    assert_eq!(
+        r.last()["error"]["code"],
+        -32602,
+        "another principal: {:?}",
+        r.messages
+    );
     let r = crate::harness::send_modern(&url, &retry).await;
     assert_eq!(
         r.last()["result"]["resultType"],

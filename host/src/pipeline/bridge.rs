@@ -76,17 +76,23 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The digest a round is bound to: the method, its target and arguments,
-/// without the retry's own fields. serde_json's map keeps keys sorted, so
+/// The digest a round is bound to: who asked (the principal, when there is
+/// one), the method, its target and arguments, without the retry's own
+/// fields. serde_json's map keeps keys sorted, so
 /// the serialization is canonical.
-pub fn digest(route: &str, method: &str, params: Option<&Value>) -> Binding {
+pub fn digest(
+    route: &str,
+    principal: Option<&str>,
+    method: &str,
+    params: Option<&Value>,
+) -> Binding {
     let mut p = params.cloned().unwrap_or_else(|| json!({}));
     if let Some(obj) = p.as_object_mut() {
         for k in ["inputResponses", "requestState", "_meta"] {
             obj.remove(k);
         }
     }
-    let canonical = json!({"method": method, "params": p}).to_string();
+    let canonical = json!({"principal": principal, "method": method, "params": p}).to_string();
     let hash = Sha256::digest(canonical.as_bytes());
     Binding {
         route: route.to_owned(),
@@ -340,7 +346,7 @@ mod tests {
         else {
             panic!("the server request reaches the call")
         };
-        let binding = digest("/mcp", "tools/call", Some(&json!({"name": "t"})));
+        let binding = digest("/mcp", None, "tools/call", Some(&json!({"name": "t"})));
         let result = bridge
             .suspend(
                 call,

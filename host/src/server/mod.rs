@@ -381,6 +381,7 @@ async fn initialize(
             .unwrap_or(json!({})),
         log_level: None,
         binding: None,
+        principal: None,
     };
     let description = st.gateway.describe(route).await;
     let mut result = json!({
@@ -575,6 +576,11 @@ async fn modern_request(
         .and_then(|m| m.get(meta::LOG_LEVEL))
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let principal = headers.get(header::AUTHORIZATION).map(|v| {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(v.as_bytes());
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    });
     let ctx = ClientCtx {
         client: st.client_key(),
         era: Era::Modern,
@@ -582,6 +588,7 @@ async fn modern_request(
         capabilities,
         log_level,
         binding: None,
+        principal,
     };
     if method == "subscriptions/listen" {
         return listen(st, route, ctx, id, params).await;
@@ -1153,6 +1160,7 @@ async fn old_sse_connect(
         capabilities: json!({}),
         log_level: None,
         binding: None,
+        principal: None,
     };
     let session = st.sessions.create(route.path.as_str(), ctx, true);
     tracing::debug!(session = %session.id, %peer, "HTTP+SSE session started");

@@ -344,6 +344,7 @@ mod tests {
             capabilities: json!({}),
             log_level: None,
             binding: None,
+            principal: None,
         };
         Sessions::default().create("/mcp", ctx, false)
     }
