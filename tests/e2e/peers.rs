@@ -285,17 +285,21 @@ async fn list_changed(sdk: Sdk, url: &str, extra: &[&str], extra_tool: &str) {
 
 /// Everything a legacy client does, on a gateway fronting a legacy demo.
 async fn legacy_suite(sdk: Sdk, path: &str, extra: &[&str]) {
-    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
-    let url = gw.url(path);
-    basics(sdk, &url, extra).await;
-    progress(sdk, &url, extra).await;
-    sampling(sdk, &url, extra).await;
-    list_changed(sdk, &url, extra, "peer_extra").await;
-    gw.shutdown().await;
+    // A legacy upstream, then a modern one (the era bridge: its
+    // InputRequiredResults become real requests on the client's session).
+    for upstream_era in ["--era legacy", "--era modern"] {
+        let gw = Gateway::start(&demo_config(&[("demo", upstream_era)])).await;
+        let url = gw.url(path);
+        basics(sdk, &url, extra).await;
+        progress(sdk, &url, extra).await;
+        sampling(sdk, &url, extra).await;
+        list_changed(sdk, &url, extra, "peer_extra").await;
+        gw.shutdown().await;
+    }
 }
 
-/// A modern (2026-07-28) client, without sampling: for modern clients that
-/// is the era bridge of a later issue.
+/// A modern (2026-07-28) client on a modern upstream, then its sampling
+/// answered for a legacy upstream through the era bridge.
 async fn modern_suite(sdk: Sdk) {
     let gw = Gateway::start(&demo_config(&[("demo", "")])).await;
     let url = gw.url("/mcp");
