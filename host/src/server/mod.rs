@@ -227,13 +227,15 @@ fn parse_message(bytes: &[u8]) -> Result<Message, (Value, RpcError)> {
     Message::from_value(value).map_err(|e| (id, e))
 }
 
-async fn post_mcp(
-    State(st): State<Arc<ServerState>>,
-    matched: MatchedPath,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let Some(route) = route_of(&st, &matched, "") else {
+async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Response {
+    // Taken apart by hand: the `HeaderMap` extractor would clone every header.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let Some(route) = parts
+        .extensions
+        .get::<MatchedPath>()
+        .and_then(|m| route_of(&st, m, ""))
+    else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let bytes = match read_body(&st, body).await {
@@ -244,11 +246,12 @@ async fn post_mcp(
         Ok(m) => m,
         Err((id, e)) => return edge::bad_request(id, e),
     };
-    if let Message::Request { id, method, params } = &msg
-        && is_modern(&headers, params.as_ref())
-    {
-        return modern_request(&st, route, &headers, id.clone(), method, params.clone()).await;
-    }
+    let msg = match msg {
+        Message::Request { id, method, params } if is_modern(&headers, params.as_ref()) => {
+            return modern_request(&st, route, &headers, id, &method, params).await;
+        }
+        other => other,
+    };
     let session_id = header_str(&headers, SESSION_HEADER);
     if let Message::Request { id, method, params } = &msg
         && method == "initialize"
