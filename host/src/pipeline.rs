@@ -82,6 +82,21 @@ const LOG_LEVELS: [&str; 8] = [
 ];
 
 impl ClientCtx {
+    /// The gateway itself, calling upstreams on its own behalf (listing to
+    /// learn tool definitions, unsubscribing after the last subscriber):
+    /// client 0, no capabilities.
+    fn gateway() -> Self {
+        ClientCtx {
+            client: 0,
+            era: Era::Legacy,
+            protocol_version: mcp::LATEST_LEGACY.into(),
+            capabilities: json!({}),
+            log_level: None,
+            binding: None,
+            principal: None,
+        }
+    }
+
     /// Whether a request-scoped notification is for this client: a modern
     /// client gets log messages only at or above the level it asked for.
     fn wants(&self, notification: &Value) -> bool {
@@ -653,15 +668,7 @@ impl Gateway {
             index.tools_listed
         };
         if !listed {
-            let ctx = ClientCtx {
-                client: 0,
-                era: Era::Legacy,
-                protocol_version: mcp::LATEST_LEGACY.into(),
-                capabilities: json!({}),
-                log_level: None,
-                binding: None,
-                principal: None,
-            };
+            let ctx = ClientCtx::gateway();
             let (sink, _) = mpsc::unbounded_channel();
             let mut cursor: Option<String> = None;
             for _ in 0..100 {
@@ -992,15 +999,7 @@ impl Gateway {
                 .cloned()
                 .collect()
         };
-        let ctx = ClientCtx {
-            client: 0,
-            era: Era::Legacy,
-            protocol_version: mcp::LATEST_LEGACY.into(),
-            capabilities: json!({}),
-            log_level: None,
-            binding: None,
-            principal: None,
-        };
+        let ctx = ClientCtx::gateway();
         let (sink, _) = mpsc::unbounded_channel();
         for uri in last {
             let params = Some(json!({"uri": uri}));

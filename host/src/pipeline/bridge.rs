@@ -310,18 +310,9 @@ impl Bridge {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-    use crate::upstream::{Dispatcher, conn::Outbound};
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<Value>>>);
-    impl Outbound for Capture {
-        fn send(&self, msg: Value) {
-            self.0.lock().unwrap().push(msg);
-        }
-    }
+    use crate::upstream::Dispatcher;
+    use crate::upstream::conn::testing::Capture;
 
     const SAMPLING: Caller = Caller {
         client: 7,

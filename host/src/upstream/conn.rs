@@ -551,17 +551,29 @@ impl Drop for CallHandle {
     }
 }
 
+/// Test support: an [`Outbound`] that records what would go upstream.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+
+    use super::Outbound;
 
     #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<Value>>>);
+    pub(crate) struct Capture(pub Arc<Mutex<Vec<Value>>>);
+
     impl Outbound for Capture {
         fn send(&self, msg: Value) {
             self.0.lock().unwrap().push(msg);
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::Capture;
+    use super::*;
 
     fn caller(client: u64) -> Caller {
         Caller {
