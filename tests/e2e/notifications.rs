@@ -23,6 +23,11 @@ async fn open_get(client: &Legacy, last_event_id: Option<&str>) -> Events {
     }
     let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    events(resp)
+}
+
+/// The SSE events of a streaming response, well-formed ones only.
+fn events(resp: reqwest::Response) -> Events {
     Box::pin(
         resp.bytes_stream()
             .eventsource()
@@ -77,11 +82,7 @@ async fn list_changed_across(upstream_era: &str) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let mut modern_stream: Events = Box::pin(
-        resp.bytes_stream()
-            .eventsource()
-            .filter_map(|e| async move { e.ok() }),
-    );
+    let mut modern_stream: Events = events(resp);
     let (_, ack) = next_json(&mut modern_stream).await;
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
     assert_eq!(
@@ -169,11 +170,7 @@ async fn sampling_reaches_the_legacy_session(upstream_era: &str) {
         .await
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let mut events: Events = Box::pin(
-        resp.bytes_stream()
-            .eventsource()
-            .filter_map(|e| async move { e.ok() }),
-    );
+    let mut events: Events = events(resp);
     let (_, req) = next_json(&mut events).await;
     assert_eq!(req["method"], "sampling/createMessage");
     let answer = json!({"jsonrpc":"2.0","id": req["id"],"result":{

@@ -300,12 +300,8 @@ async def run_legacy(st):
 
     a = st.a
     st.label += f"/py-mcp@{_version('mcp')}"
-    st.get_stream_open = anyio.Event()
+    on_response = watch_get_stream(st, anyio)
     tmo = a.timeout / 1000
-
-    async def on_response(response):
-        if response.request.method == "GET":
-            st.get_stream_open.set()
 
     @asynccontextmanager
     async def open_streams():
@@ -339,6 +335,17 @@ async def run_legacy(st):
             )
 
 
+def watch_get_stream(st, anyio):
+    """An httpx response hook that sets st.get_stream_open once the standalone GET stream answers."""
+    st.get_stream_open = anyio.Event()
+
+    async def on_response(response):
+        if response.request.method == "GET":
+            st.get_stream_open.set()
+
+    return on_response
+
+
 async def run_modern(st):
     """mcp 2.x Client: mode 'auto' probes server/discover (2026-07-28) and falls back to initialize."""
     import warnings
@@ -354,12 +361,8 @@ async def run_modern(st):
     warnings.simplefilter("ignore")  # deprecation warnings for ping/sampling are expected here
     a = st.a
     st.label += f"/py-mcp@{_version('mcp')}"
-    st.get_stream_open = anyio.Event()
+    on_response = watch_get_stream(st, anyio)
     tmo = a.timeout / 1000
-
-    async def on_response(response):
-        if response.request.method == "GET":
-            st.get_stream_open.set()
 
     http = create_mcp_http_client(headers=a.headers, timeout=httpx2.Timeout(tmo, read=a.deadline / 1000))
     http.event_hooks = {"response": [on_response]}
