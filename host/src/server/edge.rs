@@ -41,10 +41,7 @@ pub fn error_reply(
             | code::HEADER_MISMATCH
             | code::UNSUPPORTED_VERSION
             | code::MISSING_CAPABILITY => StatusCode::BAD_REQUEST,
-            code::METHOD_NOT_FOUND if era == Era::Modern && side == Side::Client => {
-                StatusCode::NOT_FOUND
-            }
-            code::METHOD_NOT_FOUND if era == Era::Modern && side == Side::Upstream => {
+            code::METHOD_NOT_FOUND if era == Era::Modern && side != Side::Plugin => {
                 StatusCode::NOT_FOUND
             }
             _ => StatusCode::OK,
