@@ -12,11 +12,24 @@ cd "$(dirname "$0")/.."
 echo "== peers (npm, PyPI; idempotent)"
 bash tests/peers/setup.sh > /dev/null
 
+echo "== wasm32-wasip2 target (plugins build to it; idempotent)"
+rustup target add wasm32-wasip2
+
 echo "== fmt"
 cargo fmt --all -- --check
+cargo fmt --manifest-path examples/stamp-plugin/Cargo.toml -- --check
 
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The plugin side as it really builds: the SDK and test plugins for wasm,
+# and the standalone example (its own workspace).
+wasm_target="${CARGO_TARGET_DIR:-target}/wasm"
+cargo clippy --target wasm32-wasip2 --locked --target-dir "$wasm_target" \
+  -p switchyard-sdk -p switchyard-test-probe -p switchyard-test-hostile -- -D warnings
+cargo clippy --manifest-path examples/stamp-plugin/Cargo.toml --all-targets --locked \
+  --target-dir "${CARGO_TARGET_DIR:-target}/wasm-standalone" -- -D warnings
 
 echo "== tests"
 cargo test --workspace --locked
+cargo test --manifest-path examples/stamp-plugin/Cargo.toml --locked \
+  --target-dir "${CARGO_TARGET_DIR:-target}/wasm-standalone"

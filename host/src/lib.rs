@@ -26,6 +26,8 @@ pub mod route;
 pub mod server;
 pub mod upstream;
 
+mod reload;
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -34,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::pipeline::Gateway;
+use crate::plugin::Plugins;
 use crate::server::ServerState;
 use crate::upstream::Upstreams;
 
@@ -46,9 +49,24 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let plugins = Plugins::load(&config.plugins).await?;
+    run_with(config, plugins, listener, shutdown).await
+}
+
+/// [`run`] with plugins already loaded (the binary loads them before it
+/// binds the port, so that a bad plugin is a configuration error).
+pub async fn run_with(
+    config: Config,
+    plugins: Plugins,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let upstreams = Upstreams::start(&config.upstreams);
-    let gateway = Gateway::new(&config, Arc::clone(&upstreams));
+    let gateway = Gateway::new(&config, Arc::clone(&upstreams), plugins);
+    if let Some(path) = config.source.clone() {
+        reload::spawn(path, Arc::clone(&gateway));
+    }
     let stop = CancellationToken::new();
     let state = ServerState::new(gateway, config.server.clone(), local, stop.clone());
     server::spawn_session_reaper(Arc::clone(&state));

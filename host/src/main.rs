@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod scaffold;
+
 /// Exit status for a configuration that does not validate (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
@@ -42,6 +44,26 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Plugin development.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Write a new plugin crate (Rust, on the SDK) that builds as is.
+    New {
+        /// The crate name, e.g. `my-policy`.
+        name: String,
+        /// The folder to create it in (default: the current one).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The SDK to depend on (default: the `sdk/` this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,11 +71,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { config } => match switchyard::config::load(Some(&config)) {
             Ok(c) => {
+                // Plugins are part of the configuration: each must compile,
+                // fit the world and accept its config.
+                if let Err(e) = runtime().block_on(switchyard::plugin::Plugins::load(&c.plugins)) {
+                    eprintln!("{}: {e}", config.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
                 println!(
-                    "{}: valid ({} upstreams, {} routes)",
+                    "{}: valid ({} upstreams, {} routes, {} plugins)",
                     config.display(),
                     c.upstreams.len(),
-                    c.routes.len()
+                    c.routes.len(),
+                    c.plugins.len()
                 );
                 ExitCode::SUCCESS
             }
@@ -75,7 +104,16 @@ fn main() -> ExitCode {
                 }
             };
             let rt = runtime();
-            match rt.block_on(serve(config)) {
+            // Plugins load before the port binds: a plugin that does not
+            // compile or refuses its config is a configuration error.
+            let plugins = match rt.block_on(switchyard::plugin::Plugins::load(&config.plugins)) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match rt.block_on(serve(config, plugins)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("switchyard: {e:#}");
@@ -83,6 +121,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Plugin {
+            command: PluginCommand::New { name, dir, sdk },
+        } => match scaffold::new_plugin(&name, &dir, sdk.as_deref()) {
+            Ok(made) => {
+                println!(
+                    "created {}\nnext: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
+                    made.display(),
+                    made.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchyard plugin new: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
         Command::Demo { args } => {
             init_logging();
             let opts = match switchyard_demo::parse_args(args.into_iter()) {
@@ -118,9 +172,12 @@ fn runtime() -> tokio::runtime::Runtime {
     b.enable_all().build().expect("tokio runtime")
 }
 
-async fn serve(config: switchyard::config::Config) -> anyhow::Result<()> {
+async fn serve(
+    config: switchyard::config::Config,
+    plugins: switchyard::plugin::Plugins,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
-    switchyard::run(config, listener, shutdown_signal()).await
+    switchyard::run_with(config, plugins, listener, shutdown_signal()).await
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -24,13 +24,14 @@ mod bridge;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::{Config, UpstreamName};
 use crate::mcp::{self, Era, RpcError, code, meta};
-use crate::plugin::{Chain, Decision};
+use crate::plugin::{Chain, Decision, Facts, LoadError, Passage, Plugins, Refusal};
 use crate::route::{Route, RouteTable, Routes};
 use crate::upstream::{self, CallHandle, Caller, PeerInfo, Reply, UpEvent, Upstream, Upstreams};
 
@@ -67,6 +68,16 @@ pub struct ClientCtx {
     /// (`tools/call`, `prompts/get`, `resources/read`): what a bridged round
     /// is bound to. Set by [`Gateway::handle`].
     pub binding: Option<Binding>,
+    /// The HTTP request this one arrived in (headers, client address), for
+    /// plugins. `None` for the gateway's own calls.
+    pub inbound: Option<Arc<Inbound>>,
+}
+
+/// What the edge knows about the HTTP request a JSON-RPC request came in.
+#[derive(Debug, Default)]
+pub struct Inbound {
+    pub headers: axum::http::HeaderMap,
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// Syslog severities in the order MCP's `LoggingLevel` lists them.
@@ -94,6 +105,7 @@ impl ClientCtx {
             log_level: None,
             binding: None,
             principal: None,
+            inbound: None,
         }
     }
 
@@ -152,28 +164,50 @@ pub enum Side {
 }
 
 /// An error for the client, with who caused it and (for plugin rejections)
-/// the HTTP status to use.
+/// the HTTP status and headers to use.
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub error: RpcError,
     pub side: Side,
     pub http_status: Option<u16>,
+    /// Response headers a plugin asked for (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Failure {
     fn client(code: i64, message: impl Into<String>) -> Self {
-        Self {
-            error: RpcError::new(code, message),
-            side: Side::Client,
-            http_status: None,
-        }
+        Self::of(RpcError::new(code, message), Side::Client)
     }
 
     fn upstream(error: RpcError) -> Self {
+        Self::of(error, Side::Upstream)
+    }
+
+    fn of(error: RpcError, side: Side) -> Self {
         Self {
             error,
-            side: Side::Upstream,
+            side,
             http_status: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A plugin's refusal; a status of 200 leaves the era's usual mapping.
+    fn refused(r: Refusal) -> Self {
+        Self {
+            error: r.error,
+            side: Side::Plugin,
+            http_status: (r.status != 200).then_some(r.status),
+            headers: r.headers,
+        }
+    }
+
+    /// What the response phase sees of it.
+    fn as_refusal(&self) -> Refusal {
+        Refusal {
+            error: self.error.clone(),
+            status: self.http_status.unwrap_or(200),
+            headers: self.headers.clone(),
         }
     }
 }
@@ -283,15 +317,28 @@ pub struct Gateway {
     upstreams: Arc<Upstreams>,
     routes: Routes,
     states: HashMap<String, Arc<RouteState>>,
-    chains: HashMap<String, Chain>,
+    /// Each route's plugin chain, swappable while serving: a request holds
+    /// the chain it started with.
+    chains: HashMap<String, Arc<ArcSwap<Chain>>>,
     /// Suspended upstream calls waiting for a modern client's input.
     bridge: Arc<Bridge>,
+    /// The loaded plugin instances; locked only by a reload (one at a time).
+    plugins: tokio::sync::Mutex<Plugins>,
+}
+
+/// What a plugin reload changed.
+#[derive(Debug, Default)]
+pub struct Reloaded {
+    /// Plugin instances loaded anew (or removed).
+    pub plugins: Vec<crate::config::PluginName>,
+    /// Routes whose chain was swapped.
+    pub routes: Vec<String>,
 }
 
 impl Gateway {
     /// Joins started upstreams with the configured routes, and starts
     /// forwarding each upstream's change notifications to its routes.
-    pub fn new(config: &Config, upstreams: Arc<Upstreams>) -> Arc<Self> {
+    pub fn new(config: &Config, upstreams: Arc<Upstreams>, plugins: Plugins) -> Arc<Self> {
         let table = RouteTable::new(&config.routes);
         let mut states = HashMap::new();
         let mut chains = HashMap::new();
@@ -302,22 +349,46 @@ impl Gateway {
                 subscriptions: Mutex::new(HashMap::new()),
                 changes: tx,
             });
+            let chain = Arc::new(ArcSwap::from_pointee(plugins.chain(&route.plugins)));
             for name in &route.upstreams {
                 let Some(up) = upstreams.get(name) else {
                     continue;
                 };
                 let mut rx = up.subscribe_changes();
                 let state = Arc::clone(&state);
+                let chain = Arc::clone(&chain);
+                let path = route.path.clone();
+                let name = name.clone();
                 tokio::spawn(async move {
                     loop {
                         match rx.recv().await {
-                            Ok(msg) => {
+                            Ok(mut msg) => {
                                 if msg["method"] == "notifications/tools/list_changed" {
                                     // Tool definitions may have changed: learn
                                     // mirrored parameters afresh.
                                     let mut index = state.index.lock().expect("index lock");
                                     index.header_params.clear();
                                     index.tools_listed = false;
+                                }
+                                // The chain's notification phase: plugins may
+                                // rewrite or drop it (and caches invalidate).
+                                let chain = chain.load_full();
+                                let method = msg["method"].as_str().unwrap_or_default().to_owned();
+                                if chain.wants_notification(&method) {
+                                    let params = msg.get("params").cloned();
+                                    match chain
+                                        .on_notification(
+                                            path.as_str(),
+                                            Some(name.as_str()),
+                                            &method,
+                                            params,
+                                        )
+                                        .await
+                                    {
+                                        None => continue,
+                                        Some(Some(p)) => msg["params"] = p,
+                                        Some(None) => {}
+                                    }
                                 }
                                 let _ = state.changes.send(msg);
                             }
@@ -328,7 +399,7 @@ impl Gateway {
                 });
             }
             states.insert(route.path.as_str().to_owned(), state);
-            chains.insert(route.path.as_str().to_owned(), Chain::new(&route.plugins));
+            chains.insert(route.path.as_str().to_owned(), chain);
         }
         let bridge = Arc::new(Bridge::default());
         let sweeper = Arc::downgrade(&bridge);
@@ -347,7 +418,43 @@ impl Gateway {
             states,
             chains,
             bridge,
+            plugins: tokio::sync::Mutex::new(plugins),
         })
+    }
+
+    /// Applies the plugin part of a new configuration: changed components
+    /// and configs are loaded (compiled off the request path), then each
+    /// route whose chain changed gets the new one in one atomic store.
+    /// Requests already running finish on the chain they started with. If
+    /// any plugin fails to load, nothing changes.
+    ///
+    /// Routes and upstreams are not changed here: a route that is new or
+    /// gone is reported in the log and needs a restart.
+    pub async fn reload_plugins(&self, config: &Config) -> Result<Reloaded, LoadError> {
+        let mut current = self.plugins.lock().await;
+        let (next, changed) = current.reload(&config.plugins).await?;
+        let mut routes = Vec::new();
+        for spec in &config.routes {
+            let Some(slot) = self.chains.get(spec.path.as_str()) else {
+                tracing::warn!(route = %spec.path, "a new route needs a restart; its plugins are loaded but not served");
+                continue;
+            };
+            let chain = next.chain(&spec.plugins);
+            if !chain.same_as(&slot.load()) {
+                slot.store(Arc::new(chain));
+                routes.push(spec.path.as_str().to_owned());
+            }
+        }
+        *current = next;
+        Ok(Reloaded {
+            plugins: changed,
+            routes,
+        })
+    }
+
+    /// The component files in use (for the watcher).
+    pub async fn plugin_files(&self) -> Vec<std::path::PathBuf> {
+        self.plugins.lock().await.files()
     }
 
     pub fn upstreams(&self) -> &Arc<Upstreams> {
@@ -415,7 +522,13 @@ impl Gateway {
         }
     }
 
-    /// Serves one client request on `route`.
+    /// The route's current chain.
+    fn chain(&self, route: &Route) -> Arc<Chain> {
+        self.chains[route.path.as_str()].load_full()
+    }
+
+    /// Serves one client request on `route`: the chain's request phase, the
+    /// upstream, the response phase (see `plugin::chain` for the order rule).
     pub async fn handle(
         &self,
         route: &Route,
@@ -424,18 +537,98 @@ impl Gateway {
         params: Option<Value>,
         sink: &Sink,
     ) -> Result<Value, Failure> {
-        let chain = &self.chains[route.path.as_str()];
-        let params = match chain.on_request(method, params) {
-            Decision::Continue(p) => p,
-            Decision::Respond(v) => return Ok(v),
-            Decision::Reject { error, status } => {
-                return Err(Failure {
-                    error,
-                    side: Side::Plugin,
-                    http_status: Some(status),
-                });
-            }
+        let chain = self.chain(route);
+        if !chain.wants_request(method) {
+            let result = self.serve(route, ctx, method, params, sink).await;
+            return self.finish(ctx, method, result);
+        }
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let request_id = SEQ
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string();
+        let upstream = self.upstream_of(route, method, params.as_ref());
+        let target = mcp::target_name(method, params.as_ref()).map(str::to_owned);
+        let facts = Facts {
+            request_id: &request_id,
+            route: route.path.as_str(),
+            upstream: upstream.as_ref().map(UpstreamName::as_str),
+            method,
+            target: target.as_deref(),
+            headers: ctx.inbound.as_ref().map(|i| &i.headers),
+            client_address: ctx.inbound.as_ref().and_then(|i| i.peer),
+            era: ctx.era,
+            protocol_version: &ctx.protocol_version,
         };
+        let mut passage = Passage::default();
+        let (sent, outcome) = match chain.on_request(&facts, &mut passage, params).await {
+            Decision::Continue(params) => {
+                // A principal named by a plugin replaces the gateway's guess:
+                // bridged rounds are then bound to it.
+                let named;
+                let ctx = match &passage.principal {
+                    Some(p) => {
+                        named = ClientCtx {
+                            principal: Some(p.clone()),
+                            ..ctx.clone()
+                        };
+                        &named
+                    }
+                    None => ctx,
+                };
+                let sent = if chain.wants_response(method) {
+                    params.clone()
+                } else {
+                    None
+                };
+                (sent, self.serve(route, ctx, method, params, sink).await)
+            }
+            Decision::Respond(v) => (None, Ok(v)),
+            Decision::Reject(r) => (None, Err(Failure::refused(r))),
+        };
+        let (before, failure) = match outcome {
+            Ok(v) => (Ok(v), None),
+            Err(f) => (Err(f.as_refusal()), Some(f)),
+        };
+        let after = chain
+            .on_response(&facts, &mut passage, sent.as_ref(), before)
+            .await;
+        let result = match (failure, after) {
+            // Unchanged errors keep who caused them.
+            (Some(f), Err(r)) if f.as_refusal() == r => Err(f),
+            (_, Ok(v)) => Ok(v),
+            (_, Err(r)) => Err(Failure::refused(r)),
+        };
+        self.finish(ctx, method, result)
+    }
+
+    /// The upstream a request goes to, when it is known before calling.
+    fn upstream_of(
+        &self,
+        route: &Route,
+        method: &str,
+        params: Option<&Value>,
+    ) -> Option<UpstreamName> {
+        if !route.aggregates() {
+            return route.upstreams.first().cloned();
+        }
+        let kind = match method {
+            "tools/call" => ListKind::Tools,
+            "prompts/get" => ListKind::Prompts,
+            _ => return None,
+        };
+        let name = mcp::target_name(method, params)?;
+        self.resolve_name(route, kind, name).ok().map(|(u, _)| u)
+    }
+
+    /// A request past the request phase: the era bridge and the upstream.
+    async fn serve(
+        &self,
+        route: &Route,
+        ctx: &ClientCtx,
+        method: &str,
+        params: Option<Value>,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
         let bound;
         let ctx = if ctx.era == Era::Modern
             && matches!(method, "tools/call" | "prompts/get" | "resources/read")
@@ -449,19 +642,14 @@ impl Gateway {
             if let Some(p) = &params {
                 match self.bridge.resume(p, &binding) {
                     Err(e) => {
-                        return Err(Failure {
-                            error: e,
-                            side: Side::Client,
-                            http_status: None,
-                        });
+                        return Err(Failure::of(e, Side::Client));
                     }
                     Ok(Resumed::Call(call, upstream)) => {
                         bound = ClientCtx {
                             binding: Some(binding),
                             ..ctx.clone()
                         };
-                        let result = self.relay(call, &upstream, &bound, sink).await;
-                        return self.finish(ctx, method, chain, result);
+                        return self.relay(call, &upstream, &bound, sink).await;
                     }
                     Ok(Resumed::NotOurs) => {}
                 }
@@ -474,23 +662,27 @@ impl Gateway {
         } else {
             ctx
         };
-        let result = self.dispatch(route, ctx, method, params, sink).await;
-        self.finish(ctx, method, chain, result)
+        self.dispatch(route, ctx, method, params, sink).await
     }
 
-    /// The response phase and the era's result conventions.
+    /// The era's result and error conventions, applied last (after the
+    /// response phase, so a plugin's own answer gets them too).
     fn finish(
         &self,
         ctx: &ClientCtx,
         method: &str,
-        chain: &Chain,
         result: Result<Value, Failure>,
     ) -> Result<Value, Failure> {
         let result = match result {
-            Ok(v) => chain.on_response(method, Ok(v)).map_err(Failure::upstream),
+            Ok(v) => Ok(v),
             // Errors across eras: the modern era reports an unknown resource
             // as -32602 where legacy servers used -32002.
-            Err(mut f) if ctx.era == Era::Modern && f.error.code == code::RESOURCE_NOT_FOUND => {
+            // (A plugin's own error is passed as the plugin chose it.)
+            Err(mut f)
+                if ctx.era == Era::Modern
+                    && f.side != Side::Plugin
+                    && f.error.code == code::RESOURCE_NOT_FOUND =>
+            {
                 f.error.code = code::INVALID_PARAMS;
                 Err(f)
             }

@@ -4,7 +4,8 @@
 //!
 //! In TOML given to [`Gateway::start`], `{bin}` stands for the `switchyard`
 //! binary built for this test run (its `demo` subcommand is the demo/fixture
-//! MCP server).
+//! MCP server), and `{plugins}` for the folder of the test plugins
+//! (`tests/plugins/*`), built for `wasm32-wasip2` on first use.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,10 +32,33 @@ impl Gateway {
     /// Starts a gateway on `127.0.0.1:0` from `toml` (with `{bin}` replaced)
     /// and waits until every upstream has finished starting.
     pub async fn start(toml: &str) -> Gateway {
-        let toml = toml.replace("{bin}", BIN);
+        let toml = expand(toml);
         let vars: HashMap<String, String> = HashMap::from([("SWITCHYARD_BIN".into(), BIN.into())]);
         let config = switchyard::config::from_toml_str(&toml, Path::new("test.toml"), &vars)
             .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{toml}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(switchyard::run(config, listener, async move {
+            let _ = rx.await;
+        }));
+        let gw = Gateway {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    /// Starts a gateway from a config *file* (so it watches it for hot
+    /// swaps); `toml` is expanded as in [`Gateway::start`].
+    pub async fn start_file(path: &Path, toml: &str) -> Gateway {
+        std::fs::write(path, expand(toml)).unwrap();
+        // `config::load` reads the process environment; the test configs
+        // need no variable (`{bin}` and `{plugins}` are expanded above).
+        let config = switchyard::config::load(Some(path))
+            .unwrap_or_else(|e| panic!("test config is invalid: {e}"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -112,6 +136,110 @@ impl Drop for Gateway {
             let _ = tx.send(());
         }
     }
+}
+
+/// Replaces `{bin}` and `{plugins}` (building the test plugins if needed).
+pub fn expand(toml: &str) -> String {
+    let toml = toml.replace("{bin}", BIN);
+    if toml.contains("{plugins}") {
+        toml.replace("{plugins}", &test_plugins().display().to_string())
+    } else {
+        toml
+    }
+}
+
+/// The folder holding `probe.wasm` and `hostile.wasm`, built once per test
+/// run from `tests/plugins/` (release, `wasm32-wasip2`) into `<target>/wasm`.
+pub fn test_plugins() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        // The test binary is `<target>/<profile>/deps/e2e-…`.
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+        let target_dir = target.join("wasm");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .current_dir(root)
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .args([
+                "-p",
+                "switchyard-test-probe",
+                "-p",
+                "switchyard-test-hostile",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the test plugins failed");
+        let out = target_dir.join("wasm32-wasip2").join("release");
+        let dir = target.join("test-plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["probe", "hostile"] {
+            std::fs::copy(
+                out.join(format!("switchyard_test_{name}.wasm")),
+                dir.join(format!("{name}.wasm")),
+            )
+            .unwrap();
+        }
+        dir
+    })
+    .clone()
+}
+
+/// Builds a standalone plugin crate (its own workspace: the stamp example or
+/// a `plugin new` scaffold) for `wasm32-wasip2`, release, into a target
+/// folder those crates share, and returns the component.
+pub fn build_standalone(manifest_dir: &Path) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target_dir = exe.ancestors().nth(3).unwrap().join("wasm-standalone");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(manifest_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "building {} failed",
+        manifest_dir.display()
+    );
+    let manifest = std::fs::read_to_string(manifest_dir.join("Cargo.toml")).unwrap();
+    let name = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("name = "))
+        .unwrap()
+        .trim_matches('"')
+        .replace('-', "_");
+    target_dir.join(format!("wasm32-wasip2/release/{name}.wasm"))
+}
+
+/// The stamp example (`examples/stamp-plugin`), built once, also copied to
+/// where its README's build puts it (its config names that path).
+pub fn stamp_example() -> std::path::PathBuf {
+    static WASM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/stamp-plugin");
+        let built = build_standalone(&dir);
+        let release = dir.join("target/wasm32-wasip2/release");
+        std::fs::create_dir_all(&release).unwrap();
+        std::fs::copy(&built, release.join("stamp_plugin.wasm")).unwrap();
+        built
+    })
+    .clone()
 }
 
 /// A TOML config with one demo upstream per name, all on `/mcp`.

@@ -15,6 +15,9 @@
 //! - `aggregation`: name collisions, routing back, merged pagination.
 //! - `notifications`: list_changed to listeners of both eras, sampling relay,
 //!   `Last-Event-ID` resumption.
+//! - `plugins`: the plugin platform with components built from
+//!   `tests/plugins/`: order rule, decisions, context, kv atomicity, method
+//!   filtering, hostile plugins and failure modes.
 //! - `rmcp_client`: the official Rust SDK as a client.
 //! - `peers`: the TypeScript and Python SDK clients and the conformance suite
 //!   (needs `tests/peers/setup.sh`; the test command runs it).
@@ -26,6 +29,7 @@ mod cli;
 mod config_files;
 mod notifications;
 mod peers;
+mod plugins;
 mod protocol;
 mod rmcp_client;
 mod upstreams;

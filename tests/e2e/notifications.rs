@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 
 use crate::harness::{Gateway, LEGACY, Legacy, MODERN, demo_config, eventually, modern_body};
 
-type Events = std::pin::Pin<Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>>;
+pub(crate) type Events =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>>;
 
-async fn open_get(client: &Legacy, last_event_id: Option<&str>) -> Events {
+pub(crate) async fn open_get(client: &Legacy, last_event_id: Option<&str>) -> Events {
     let mut req = client
         .http
         .get(&client.url)
@@ -35,7 +36,7 @@ fn events(resp: reqwest::Response) -> Events {
     )
 }
 
-async fn next_json(events: &mut Events) -> (eventsource_stream::Event, Value) {
+pub(crate) async fn next_json(events: &mut Events) -> (eventsource_stream::Event, Value) {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
             .await

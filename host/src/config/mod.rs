@@ -20,7 +20,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use interp::{ProcessEnv, Vars};
 pub use model::{
-    Config, OriginPolicy, RoutePath, RouteSpec, ServerConfig, Transport, UpstreamName, UpstreamSpec,
+    ComponentSource, Config, DirGrant, FailureMode, Grants, Isolation, OriginPolicy, PluginName,
+    PluginSpec, RoutePath, RouteSpec, ServerConfig, Transport, UpstreamName, UpstreamSpec,
 };
 
 /// The top-level tables the environment may set (`SWITCHYARD_SERVER__…`).
@@ -129,13 +130,11 @@ fn validate(
 ) -> Result<Config, ConfigError> {
     let server = validate_server(&raw.server, invalid)?;
 
-    if let Some(name) = raw.plugins.keys().next() {
-        return Err(invalid(
-            format!("plugins.{name}"),
-            &name,
-            "plugins are not available in this build yet (the plugin platform is not merged)"
-                .into(),
-        ));
+    let mut plugins = Vec::with_capacity(raw.plugins.len());
+    for (name, p) in &raw.plugins {
+        let key = format!("plugins.{name}");
+        let pname = PluginName::parse(name).map_err(|r| invalid(key.clone(), name, r))?;
+        plugins.push(validate_plugin(pname, p, &key, base_dir, vars, invalid)?);
     }
 
     let mut upstreams = Vec::with_capacity(raw.upstreams.len());
@@ -193,17 +192,27 @@ fn validate(
                 "a route needs at least one upstream".into(),
             ));
         }
-        if let Some(p) = r.plugins.first() {
-            return Err(invalid(
-                format!("{key}.plugins"),
-                p,
-                "no plugin instance has this name".into(),
-            ));
+        let mut chain = Vec::with_capacity(r.plugins.len());
+        for p in &r.plugins {
+            let pn = PluginName::parse(p)
+                .ok()
+                .filter(|n| plugins.iter().any(|s| &s.name == n))
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{key}.plugins"),
+                        p,
+                        "no plugin instance has this name (see [plugins.NAME])".into(),
+                    )
+                })?;
+            if chain.contains(&pn) {
+                return Err(invalid(format!("{key}.plugins"), p, "listed twice".into()));
+            }
+            chain.push(pn);
         }
         routes.push(RouteSpec {
             path,
             upstreams: names,
-            plugins: r.plugins.clone(),
+            plugins: chain,
         });
     }
     if routes.is_empty() {
@@ -217,7 +226,152 @@ fn validate(
         server,
         upstreams,
         routes,
+        plugins,
         source: None,
+    })
+}
+
+/// Defaults of a plugin instance: a hook that takes longer than this is
+/// stuck, not slow (plugin hooks run in microseconds).
+const DEFAULT_PLUGIN_TIMEOUT_MS: u64 = 100;
+/// Enough for Rust plugins with room to spare; interpreted ones need more.
+const DEFAULT_PLUGIN_MEMORY_MB: u64 = 64;
+/// The largest memory cap the instance pool is sized for.
+pub const MAX_PLUGIN_MEMORY_MB: u64 = 512;
+
+fn validate_plugin(
+    name: PluginName,
+    p: &raw::RawPlugin,
+    key: &str,
+    base_dir: &Path,
+    vars: &dyn Vars,
+    invalid: &InvalidFn<'_>,
+) -> Result<PluginSpec, ConfigError> {
+    let component = match p.component.strip_prefix("builtin:") {
+        Some(b) if !b.is_empty() => ComponentSource::Builtin(b.to_owned()),
+        Some(_) => {
+            return Err(invalid(
+                format!("{key}.component"),
+                &p.component,
+                "`builtin:` needs a name, e.g. `builtin:auth`".into(),
+            ));
+        }
+        None => {
+            let raw_path = interp::interpolate(&p.component, vars)
+                .map_err(|r| invalid(format!("{key}.component"), &p.component, r.to_string()))?;
+            if raw_path.is_empty() {
+                return Err(invalid(
+                    format!("{key}.component"),
+                    &p.component,
+                    "expected a path to a .wasm component or `builtin:NAME`".into(),
+                ));
+            }
+            ComponentSource::File(base_dir.join(raw_path))
+        }
+    };
+    let config = match &p.config {
+        None => serde_json::json!({}),
+        Some(v @ serde_json::Value::Object(_)) => v.clone(),
+        Some(v) => {
+            return Err(invalid(
+                format!("{key}.config"),
+                v,
+                "expected a table".into(),
+            ));
+        }
+    };
+    let failure = match p.failure.as_deref() {
+        None | Some("closed") => FailureMode::Closed,
+        Some("open") => FailureMode::Open,
+        Some(other) => {
+            return Err(invalid(
+                format!("{key}.failure"),
+                &other,
+                "expected `closed` or `open`".into(),
+            ));
+        }
+    };
+    let isolation = match p.isolation.as_deref() {
+        None | Some("pooled") => Isolation::Pooled,
+        Some("fresh") => Isolation::Fresh,
+        Some(other) => {
+            return Err(invalid(
+                format!("{key}.isolation"),
+                &other,
+                "expected `pooled` or `fresh`".into(),
+            ));
+        }
+    };
+    let timeout_ms = p.timeout_ms.unwrap_or(DEFAULT_PLUGIN_TIMEOUT_MS);
+    if !(1..=60_000).contains(&timeout_ms) {
+        return Err(invalid(
+            format!("{key}.timeout_ms"),
+            &timeout_ms,
+            "expected 1 to 60000".into(),
+        ));
+    }
+    let memory_mb = p.memory_mb.unwrap_or(DEFAULT_PLUGIN_MEMORY_MB);
+    if !(1..=MAX_PLUGIN_MEMORY_MB).contains(&memory_mb) {
+        return Err(invalid(
+            format!("{key}.memory_mb"),
+            &memory_mb,
+            format!("expected 1 to {MAX_PLUGIN_MEMORY_MB}"),
+        ));
+    }
+    let mut grants = Grants::default();
+    for (i, d) in p.grants.dirs.iter().enumerate() {
+        let dkey = format!("{key}.grants.dirs[{i}]");
+        let host_raw = interp::interpolate(&d.host, vars)
+            .map_err(|r| invalid(format!("{dkey}.host"), &d.host, r.to_string()))?;
+        let host = base_dir.join(&host_raw);
+        if !host.is_dir() {
+            return Err(invalid(
+                format!("{dkey}.host"),
+                &d.host,
+                format!("`{}` is not a directory", host.display()),
+            ));
+        }
+        let guest = match &d.guest {
+            Some(g) if g.starts_with('/') => g.clone(),
+            Some(g) => {
+                return Err(invalid(
+                    format!("{dkey}.guest"),
+                    g,
+                    "expected an absolute path such as /data".into(),
+                ));
+            }
+            None => format!(
+                "/{}",
+                host.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+        };
+        grants.dirs.push(DirGrant {
+            host,
+            guest,
+            writable: d.writable,
+        });
+    }
+    for var in &p.grants.env {
+        let value = vars.get(var).ok_or_else(|| {
+            invalid(
+                format!("{key}.grants.env"),
+                var,
+                "this environment variable is not set".into(),
+            )
+        })?;
+        grants.env.push((var.clone(), value));
+    }
+    Ok(PluginSpec {
+        name,
+        component,
+        config,
+        failure,
+        isolation,
+        timeout: Duration::from_millis(timeout_ms),
+        memory_bytes: (memory_mb * 1024 * 1024) as usize,
+        grants,
     })
 }
 

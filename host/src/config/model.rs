@@ -15,6 +15,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamSpec>,
     /// In file order; never empty (a default `/mcp` route serves all upstreams).
     pub routes: Vec<RouteSpec>,
+    /// Named plugin instances, in name order.
+    pub plugins: Vec<PluginSpec>,
     /// The file this came from, when it came from a file.
     pub source: Option<PathBuf>,
 }
@@ -159,6 +161,110 @@ pub struct RouteSpec {
     pub path: RoutePath,
     /// In configured order: this order decides resource-URI collisions.
     pub upstreams: Vec<UpstreamName>,
-    /// Plugin instance names, in chain order (filled by the plugin platform).
-    pub plugins: Vec<String>,
+    /// Plugin instance names, in chain order.
+    pub plugins: Vec<PluginName>,
+}
+
+/// A validated plugin instance name: 1–64 of `[A-Za-z0-9_.-]`, starting with
+/// a letter or digit (it names metrics labels, log fields and kv namespaces).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PluginName(String);
+
+impl PluginName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok_chars = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if s.is_empty()
+            || s.len() > 64
+            || !ok_chars
+            || !s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            return Err(format!(
+                "plugin name `{s}` must be 1 to 64 letters, digits, `_`, `.`, `-`, starting with a letter or digit"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PluginName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `[plugins.NAME]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    pub name: PluginName,
+    pub component: ComponentSource,
+    /// The plugin's `config` table as JSON (`{}` when absent).
+    pub config: serde_json::Value,
+    pub failure: FailureMode,
+    pub isolation: Isolation,
+    /// The deadline of one hook call.
+    pub timeout: Duration,
+    /// The cap on the plugin's linear memory, in bytes.
+    pub memory_bytes: usize,
+    pub grants: Grants,
+}
+
+/// Where a plugin's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ComponentSource {
+    /// A `.wasm` file (absolute, resolved against the config file's folder).
+    File(PathBuf),
+    /// One of the components embedded in the binary (`builtin:NAME`).
+    Builtin(String),
+}
+
+impl std::fmt::Display for ComponentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Builtin(n) => write!(f, "builtin:{n}"),
+        }
+    }
+}
+
+/// What a request sees when a plugin fails (traps, times out, runs out of
+/// memory, returns malformed output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// The client gets a JSON-RPC error naming the plugin (the default: a
+    /// broken policy must not let traffic through).
+    Closed,
+    /// The plugin is skipped for that request; the failure is logged and
+    /// counted.
+    Open,
+}
+
+/// How instances of a plugin are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Warm instances reused across calls (discarded after any failure).
+    Pooled,
+    /// A new instance for every call: nothing can leak between requests.
+    Fresh,
+}
+
+/// What a plugin may reach besides the gateway's imports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Grants {
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables passed through, with their values at load.
+    pub env: Vec<(String, String)>,
+}
+
+/// A host directory preopened for a plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirGrant {
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
 }

@@ -18,10 +18,57 @@ pub struct RawConfig {
     pub upstreams: BTreeMap<String, RawUpstream>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
-    /// Named plugin instances. The plugin platform fills these in; today the
-    /// table must be empty, so that a config written for it fails loudly.
+    /// Named plugin instances, referred to by routes.
     #[serde(default)]
-    pub plugins: BTreeMap<String, serde_json::Value>,
+    pub plugins: BTreeMap<String, RawPlugin>,
+}
+
+/// `[plugins.NAME]`: one plugin instance (a component and its configuration).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugin {
+    /// A path to a `.wasm` component (relative to the config file) or
+    /// `builtin:NAME`.
+    pub component: String,
+    /// The plugin's own table, handed to its `configure` as JSON.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// `closed` (default) or `open`.
+    pub failure: Option<String>,
+    /// `pooled` (default) or `fresh`.
+    pub isolation: Option<String>,
+    /// The deadline of one hook call.
+    pub timeout_ms: Option<u64>,
+    /// The cap on the plugin's linear memory.
+    pub memory_mb: Option<u64>,
+    #[serde(default)]
+    pub grants: RawGrants,
+}
+
+/// `[plugins.NAME.grants]`: what a plugin may reach beyond the gateway's
+/// imports. Nothing by default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrants {
+    /// Host directories visible to the plugin.
+    #[serde(default)]
+    pub dirs: Vec<RawDirGrant>,
+    /// Names of environment variables passed through.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// One granted directory.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirGrant {
+    /// The directory on the host (relative to the config file).
+    pub host: String,
+    /// Where the plugin sees it; defaults to `/` + its last path component.
+    pub guest: Option<String>,
+    /// Read-only unless true.
+    #[serde(default)]
+    pub writable: bool,
 }
 
 /// `[server]`

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{RoutePath, RouteSpec, UpstreamName};
+use crate::config::{PluginName, RoutePath, RouteSpec, UpstreamName};
 
 /// One route as configured.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +19,7 @@ pub struct Route {
     /// In configured order (which decides resource-URI collisions).
     pub upstreams: Vec<UpstreamName>,
     /// Plugin instances in chain order.
-    pub plugins: Vec<String>,
+    pub plugins: Vec<PluginName>,
 }
 
 impl Route {

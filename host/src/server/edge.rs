@@ -32,6 +32,7 @@ pub fn error_reply(
     side: Side,
     era: Era,
     http_status: Option<u16>,
+    headers: &[(String, String)],
 ) -> Response {
     let status = match (http_status.and_then(|s| StatusCode::from_u16(s).ok()), side) {
         (Some(s), _) => s,
@@ -47,7 +48,17 @@ pub fn error_reply(
             _ => StatusCode::OK,
         },
     };
-    reply(status, mcp::response(id, Err(error)))
+    let mut resp = reply(status, mcp::response(id, Err(error)));
+    for (k, v) in headers {
+        // Checked when the plugin answered; a bad one is dropped, not fatal.
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
 }
 
 /// 400 with a JSON-RPC error.

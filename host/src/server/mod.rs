@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{OriginPolicy, ServerConfig};
 use crate::mcp::{self, Era, Message, RpcError, code, meta};
-use crate::pipeline::{ClientCtx, ClientEvent, Failure, Gateway};
+use crate::pipeline::{ClientCtx, ClientEvent, Failure, Gateway, Inbound};
 use crate::route::Route;
 use crate::upstream;
 
@@ -231,6 +231,10 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
     // Taken apart by hand: the `HeaderMap` extractor would clone every header.
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let Some(route) = parts
         .extensions
         .get::<MatchedPath>()
@@ -248,7 +252,7 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
     };
     let msg = match msg {
         Message::Request { id, method, params } if is_modern(&headers, params.as_ref()) => {
-            return modern_request(&st, route, &headers, id, &method, params).await;
+            return modern_request(&st, route, headers, peer, id, &method, params).await;
         }
         other => other,
     };
@@ -290,7 +294,8 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
             .with_data(json!({"supported": mcp::LEGACY_VERSIONS})),
         );
     }
-    session_message(&st, route, session, msg, Target::Legacy).await
+    let inbound = Arc::new(Inbound { headers, peer });
+    session_message(&st, route, session, msg, Target::Legacy, inbound).await
 }
 
 fn msg_id(msg: &Message) -> Value {
@@ -318,23 +323,18 @@ async fn session_message(
     session: Arc<Session>,
     msg: Message,
     target: Target,
+    inbound: Arc<Inbound>,
 ) -> Response {
     match msg {
         Message::Request { id, method, params } => {
             if method == "initialize" {
                 return initialize(st, &route, id, params.as_ref(), Some(&session)).await;
             }
-            exchange(
-                st,
-                route,
-                session.ctx(),
-                id,
-                method,
-                params,
-                target,
-                Some(session),
-            )
-            .await
+            let ctx = ClientCtx {
+                inbound: Some(inbound),
+                ..session.ctx()
+            };
+            exchange(st, route, ctx, id, method, params, target, Some(session)).await
         }
         Message::Notification { method, params } => {
             if method == "notifications/cancelled"
@@ -385,6 +385,7 @@ async fn initialize(
         log_level: None,
         binding: None,
         principal: None,
+        inbound: None,
     };
     let description = st.gateway.describe(route).await;
     let mut result = json!({
@@ -495,7 +496,8 @@ const REMOVED_IN_MODERN: [&str; 5] = [
 async fn modern_request(
     st: &Arc<ServerState>,
     route: Arc<Route>,
-    headers: &HeaderMap,
+    headers: HeaderMap,
+    peer: Option<SocketAddr>,
     id: Value,
     method: &str,
     params: Option<Value>,
@@ -534,7 +536,7 @@ async fn modern_request(
             ),
         );
     }
-    if let Err(e) = edge::validate_modern_headers(headers, method, params.as_ref(), &version) {
+    if let Err(e) = edge::validate_modern_headers(&headers, method, params.as_ref(), &version) {
         return edge::bad_request(id, e);
     }
     if version != mcp::MODERN_VERSION {
@@ -552,7 +554,7 @@ async fn modern_request(
     {
         let declared = st.gateway.header_params(&route, name).await;
         let arguments = params.as_ref().and_then(|p| p.get("arguments"));
-        if let Err(e) = edge::validate_param_headers(headers, &declared, arguments) {
+        if let Err(e) = edge::validate_param_headers(&headers, &declared, arguments) {
             return edge::bad_request(id, e);
         }
     }
@@ -569,6 +571,7 @@ async fn modern_request(
             crate::pipeline::Side::Client,
             Era::Modern,
             None,
+            &[],
         );
     }
     let capabilities = mcp::params_meta(params.as_ref())
@@ -592,6 +595,7 @@ async fn modern_request(
         log_level,
         binding: None,
         principal,
+        inbound: Some(Arc::new(Inbound { headers, peer })),
     };
     if method == "subscriptions/listen" {
         return listen(st, route, ctx, id, params).await;
@@ -764,7 +768,14 @@ async fn exchange(
             run.settle(Some(&result));
             match result {
                 Ok(v) => edge::reply(StatusCode::OK, mcp::response(run.id.clone(), Ok(v))),
-                Err(f) => error_reply(run.id.clone(), f.error, f.side, era, f.http_status),
+                Err(f) => error_reply(
+                    run.id.clone(),
+                    f.error,
+                    f.side,
+                    era,
+                    f.http_status,
+                    &f.headers,
+                ),
             }
         }
         First::Cancelled => {
@@ -1164,6 +1175,7 @@ async fn old_sse_connect(
         log_level: None,
         binding: None,
         principal: None,
+        inbound: None,
     };
     let session = st.sessions.create(route.path.as_str(), ctx, true);
     tracing::debug!(session = %session.id, %peer, "HTTP+SSE session started");
@@ -1215,7 +1227,9 @@ impl Drop for SessionGuard {
 async fn old_sse_message(
     State(st): State<Arc<ServerState>>,
     matched: MatchedPath,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     let Some(route) = route_of(&st, &matched, "/messages") else {
@@ -1238,5 +1252,9 @@ async fn old_sse_message(
         Ok(m) => m,
         Err((id, e)) => return edge::bad_request(id, e),
     };
-    session_message(&st, route, session, msg, Target::OldSse).await
+    let inbound = Arc::new(Inbound {
+        headers,
+        peer: Some(peer),
+    });
+    session_message(&st, route, session, msg, Target::OldSse, inbound).await
 }

@@ -345,6 +345,7 @@ mod tests {
             log_level: None,
             binding: None,
             principal: None,
+            inbound: None,
         };
         Sessions::default().create("/mcp", ctx, false)
     }
