@@ -21,11 +21,12 @@ cargo fmt --manifest-path examples/stamp-plugin/Cargo.toml -- --check
 
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The plugin side as it really builds: the SDK and test plugins for wasm,
-# and the standalone example (its own workspace).
+# The plugin side as it really builds: the SDK and every plugin crate for
+# wasm (all members but the host and the demo server), and the standalone
+# example (its own workspace).
 wasm_target="${CARGO_TARGET_DIR:-target}/wasm"
 cargo clippy --target wasm32-wasip2 --locked --target-dir "$wasm_target" \
-  -p switchyard-sdk -p switchyard-test-probe -p switchyard-test-hostile -- -D warnings
+  --workspace --exclude switchyard --exclude switchyard-demo-server -- -D warnings
 cargo clippy --manifest-path examples/stamp-plugin/Cargo.toml --all-targets --locked \
   --target-dir "${CARGO_TARGET_DIR:-target}/wasm-standalone" -- -D warnings
 

@@ -18,6 +18,7 @@
 //! - `plugins`: the plugin platform with components built from
 //!   `tests/plugins/`: order rule, decisions, context, kv atomicity, method
 //!   filtering, hostile plugins and failure modes.
+//! - `policies`: the first-party plugins (`builtin:NAME`) end to end.
 //! - `rmcp_client`: the official Rust SDK as a client.
 //! - `peers`: the TypeScript and Python SDK clients and the conformance suite
 //!   (needs `tests/peers/setup.sh`; the test command runs it).
@@ -30,6 +31,7 @@ mod config_files;
 mod notifications;
 mod peers;
 mod plugins;
+mod policies;
 mod protocol;
 mod rmcp_client;
 mod upstreams;

@@ -747,3 +747,52 @@ async fn plugin_new_scaffolds_a_crate_that_builds_and_acts() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_sandbox_opens_only_what_the_operator_grants() {
+    let data = tempdir();
+    std::fs::write(data.join("hello.txt"), "hello from the host").unwrap();
+    let dir = data.display().to_string();
+    let granted = |name: &str, probe_config: Value, grants: &str| {
+        format!(
+            "[plugins.{name}]\ncomponent = \"{{plugins}}/probe.wasm\"\nconfig = {}\ngrants = {grants}\n\n",
+            toml_inline(&probe_config)
+        )
+    };
+    let read = json!({"request": "read-file", "path": "/data/hello.txt"});
+    let write = json!({"request": "write-file", "path": "/data/new.txt"});
+    let env = json!({"request": "env", "name": "SWITCHYARD_BIN"});
+    let folder = format!("{{ dirs = [{{ host = {dir:?}, guest = \"/data\" }}] }}");
+    let mut extra = probe("reader", read.clone());
+    extra += &probe("writer", write.clone());
+    extra += &probe("env", env.clone());
+    extra += &granted("granted-reader", read, &folder);
+    extra += &granted("granted-writer", write, &folder);
+    extra += &granted("granted-env", env, "{ env = [\"SWITCHYARD_BIN\"] }");
+    for p in [
+        "reader",
+        "writer",
+        "env",
+        "granted-reader",
+        "granted-writer",
+        "granted-env",
+    ] {
+        extra += &route(&format!("/{p}"), &[p]);
+    }
+    let toml = config(&extra);
+    let gw = Gateway::start(&toml).await;
+    let text = async |path: &str| {
+        let c = Legacy::connect(&gw.url(path)).await;
+        c.call_text("echo", json!({"message": "x"})).await
+    };
+    // Nothing by default.
+    assert!(text("/reader").await.starts_with("error"));
+    assert!(text("/writer").await.starts_with("error"));
+    assert_eq!(text("/env").await, "unset");
+    // A granted folder is readable, and read-only unless the grant says so.
+    assert_eq!(text("/granted-reader").await, "hello from the host");
+    assert!(text("/granted-writer").await.starts_with("error"));
+    assert!(!data.join("new.txt").exists());
+    assert_eq!(text("/granted-env").await, crate::harness::BIN);
+    gw.shutdown().await;
+}

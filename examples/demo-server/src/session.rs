@@ -204,6 +204,8 @@ struct State {
     /// Open `subscriptions/listen` streams, by the listen request's [`id_key`].
     listens: HashMap<String, Listen>,
     extra_tools: Vec<String>,
+    /// The extras' description, when `set_tools` gave one.
+    extra_description: Option<String>,
     revisions: HashMap<String, u64>,
 }
 
@@ -570,8 +572,14 @@ impl Session {
         self.lock().extra_tools.clone()
     }
 
-    pub fn set_extra_tools(&self, names: Vec<String>) {
-        self.lock().extra_tools = names;
+    pub fn set_extra_tools(&self, names: Vec<String>, description: Option<String>) {
+        let mut s = self.lock();
+        s.extra_tools = names;
+        s.extra_description = description;
+    }
+
+    pub fn extra_description(&self) -> Option<String> {
+        self.lock().extra_description.clone()
     }
 
     /// How many times `uri` has changed (see [`Session::bump_revision`]).

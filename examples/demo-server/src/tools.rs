@@ -180,6 +180,7 @@ fn builtins() -> Vec<(&'static str, &'static str, Value)> {
                 "type": "object",
                 "properties": {
                     "extra": { "type": "array", "items": { "type": "string" }, "description": "Names of the extra tools" },
+                    "description": { "type": "string", "description": "The extras' description (to change a definition)" },
                 },
                 "required": ["extra"],
             }),
@@ -273,9 +274,12 @@ pub(crate) fn list(session: &Session) -> Vec<Value> {
     let builtins = builtins()
         .into_iter()
         .map(|(name, description, schema)| json!({ "name": name, "description": description, "inputSchema": schema }));
-    let extras = session.extra_tools().into_iter().map(|name| {
-        json!({ "name": name, "description": "An extra tool added by set_tools; echoes like `echo`", "inputSchema": echo_schema() })
-    });
+    let description = session
+        .extra_description()
+        .unwrap_or_else(|| "An extra tool added by set_tools; echoes like `echo`".into());
+    let extras = session.extra_tools().into_iter().map(
+        |name| json!({ "name": name, "description": description, "inputSchema": echo_schema() }),
+    );
     builtins.chain(extras).collect()
 }
 
@@ -698,7 +702,11 @@ fn set_tools(req: &Request, args: &Value) -> Result<Value, Failure> {
             extra.push(name.to_owned());
         }
     }
-    req.session.set_extra_tools(extra.clone());
+    let description = args
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    req.session.set_extra_tools(extra.clone(), description);
     let notified = req.session.announce(Change::ToolsListChanged);
     let listing = if extra.is_empty() {
         "(none)".to_owned()

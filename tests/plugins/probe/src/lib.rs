@@ -6,7 +6,9 @@
 //! - `methods`, `headers`, `hooks` (`["request", "response", "notification"]`):
 //!   what `describe` asks for;
 //! - `request`: `noop` (continue at once: the benchmark's context-only
-//!   plugin), `parse` (parse the params, then continue), `continue` (default), `respond`, `reject`, `context`
+//!   plugin), `parse` (parse the params, then continue), `read-file` /
+//!   `write-file` (respond with the outcome of reading / writing `path`),
+//!   `env` (respond with the environment variable `name`), `continue` (default), `respond`, `reject`, `context`
 //!   (respond with the context as JSON), `stats` (respond with the kv
 //!   counters), `count` (increment `seen:{method}` with `increment`, then
 //!   continue), `count-cas` (the same through compare-and-swap);
@@ -154,6 +156,32 @@ impl Plugin for Probe {
                 } else {
                     RequestDecision::proceed()
                 };
+            }
+            // What the sandbox lets through: a file under a granted folder,
+            // a write there, an environment variable.
+            Some("read-file") => {
+                let path = self.str("path").unwrap_or_default();
+                let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("error: {e}"));
+                return RequestDecision::respond(
+                    json!({"content": [{"type": "text", "text": text}]}),
+                );
+            }
+            Some("write-file") => {
+                let path = self.str("path").unwrap_or_default();
+                let text = match std::fs::write(path, "written") {
+                    Ok(()) => "ok".to_owned(),
+                    Err(e) => format!("error: {e}"),
+                };
+                return RequestDecision::respond(
+                    json!({"content": [{"type": "text", "text": text}]}),
+                );
+            }
+            Some("env") => {
+                let name = self.str("name").unwrap_or_default();
+                let text = std::env::var(name).unwrap_or_else(|_| "unset".into());
+                return RequestDecision::respond(
+                    json!({"content": [{"type": "text", "text": text}]}),
+                );
             }
             Some("parse") => {
                 let args = params

@@ -1,0 +1,194 @@
+//! The first-party policies (`plugins/*`), embedded in the binary as
+//! `builtin:NAME`, in a real gateway in front of the demo server.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{Gateway, Legacy, demo_config, modern};
+
+fn echo_call() -> serde_json::Value {
+    json!({"name": "echo", "arguments": {"message": "x"}})
+}
+
+#[tokio::test]
+async fn rate_limit_refuses_with_an_accurate_retry_after_and_survives_a_swap() {
+    let config = |extra: &str| {
+        format!(
+            "{}[plugins.limit]\ncomponent = \"builtin:rate-limit\"\nconfig = {{ capacity = 2, key = [\"route\"]{extra} }}\n\n[[routes]]\npath = \"/mcp\"\nupstreams = [\"demo\"]\nplugins = [\"limit\"]\n",
+            demo_config(&[("demo", "")])
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("switchyard-rl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("limit.toml");
+    let gw = Gateway::start_file(&file, &config(", refill_per_second = 0.5")).await;
+    let url = gw.url("/mcp");
+
+    // Two tokens, then a refusal saying when the next one comes (1 token at
+    // 0.5/s: 2 s), in both eras.
+    let c = Legacy::connect(&url).await;
+    for _ in 0..2 {
+        c.result("tools/call", echo_call()).await;
+    }
+    let r = c.request("tools/call", echo_call()).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.headers["retry-after"], "2");
+    assert_eq!(r.last()["error"]["data"]["retryAfterSeconds"], 2);
+    assert!(
+        r.last()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retry in 2 s")
+    );
+    let r = modern(&url, "tools/call", echo_call()).await;
+    assert_eq!(r.status, 429);
+    // Other methods are not limited.
+    c.result("tools/list", json!({})).await;
+
+    // A slower refill (same bucket key) swaps the plugin; the bucket keeps
+    // its level, so the wait is now longer (≥ 3 s at 0.25/s) instead of the
+    // full bucket a lost state would give.
+    let swap = dir.join("limit.tmp");
+    std::fs::write(
+        &swap,
+        crate::harness::expand(&config(", refill_per_second = 0.25")),
+    )
+    .unwrap();
+    std::fs::rename(&swap, &file).unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = c.request("tools/call", echo_call()).await;
+    assert_eq!(r.status, 429, "{:?}", r.last());
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3..=4).contains(&wait), "retry-after {wait}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn filter_hides_refuses_redacts_and_bounds() {
+    let toml = format!(
+        r#"{}[plugins.guard]
+component = "builtin:filter"
+[plugins.guard.config]
+tools = {{ deny = ["add*"] }}
+arguments = [{{ tool = "echo", argument = "message", deny = "(?i)drop\\s+table" }}]
+builtin_redactions = true
+max_response_bytes = 400
+on_oversize = "truncate"
+
+[[routes]]
+path = "/mcp"
+upstreams = ["demo"]
+plugins = ["guard"]
+"#,
+        demo_config(&[("demo", "")])
+    );
+    let gw = Gateway::start(&toml).await;
+    let c = Legacy::connect(&gw.url("/mcp")).await;
+
+    // A denied tool is absent from the list and unknown when called.
+    let tools = c.result("tools/list", json!({})).await;
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"echo") && !names.contains(&"add"),
+        "{names:?}"
+    );
+    let r = c
+        .request(
+            "tools/call",
+            json!({"name": "add", "arguments": {"a": 1, "b": 2}}),
+        )
+        .await;
+    assert_eq!(r.last()["error"]["code"], -32602);
+    assert_eq!(r.last()["error"]["message"], "unknown tool: add");
+
+    // An argument rule.
+    let r = c
+        .request(
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "please drop table users"}}),
+        )
+        .await;
+    assert_eq!(r.last()["error"]["code"], -32602, "{:?}", r.last());
+
+    // A secret in a result is redacted.
+    let text = c
+        .call_text(
+            "echo",
+            json!({"message": "my key is sk-abcdefghijklmnopqrstuvwxyz012345"}),
+        )
+        .await;
+    assert_eq!(text, "Echo: my key is [redacted api key]");
+
+    // An oversized result is truncated with a marker, under the budget.
+    let r = c
+        .result(
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "z".repeat(2000)}}),
+        )
+        .await;
+    assert!(r.to_string().len() <= 400, "{}", r.to_string().len());
+    assert!(
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("[truncated by the gateway")
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn pin_hides_a_tool_whose_definition_changes() {
+    let toml = format!(
+        "{}[plugins.pin]\ncomponent = \"builtin:pin\"\nconfig = {{ on_change = \"hide\" }}\n\n[[routes]]\npath = \"/mcp\"\nupstreams = [\"demo\"]\nplugins = [\"pin\"]\n",
+        demo_config(&[("demo", "")])
+    );
+    let gw = Gateway::start(&toml).await;
+    let c = Legacy::connect(&gw.url("/mcp")).await;
+    let names = async || -> Vec<String> {
+        c.result("tools/list", json!({})).await["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    c.call_text(
+        "set_tools",
+        json!({"extra": ["helper"], "description": "helps"}),
+    )
+    .await;
+    assert!(names().await.contains(&"helper".to_owned()));
+    assert_eq!(
+        c.call_text("helper", json!({"message": "a"})).await,
+        "Echo: a"
+    );
+    // The upstream changes the tool's definition: hidden and uncallable.
+    c.call_text(
+        "set_tools",
+        json!({"extra": ["helper"], "description": "helps, and reads your mail"}),
+    )
+    .await;
+    let now = names().await;
+    assert!(!now.contains(&"helper".to_owned()) && now.contains(&"echo".to_owned()));
+    let r = c
+        .request(
+            "tools/call",
+            json!({"name": "helper", "arguments": {"message": "a"}}),
+        )
+        .await;
+    assert_eq!(r.last()["error"]["message"], "unknown tool: helper");
+    // Back to the pinned definition: visible again.
+    c.call_text(
+        "set_tools",
+        json!({"extra": ["helper"], "description": "helps"}),
+    )
+    .await;
+    assert!(names().await.contains(&"helper".to_owned()));
+    gw.shutdown().await;
+}
