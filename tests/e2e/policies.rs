@@ -192,3 +192,44 @@ async fn pin_hides_a_tool_whose_definition_changes() {
     assert!(names().await.contains(&"helper".to_owned()));
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn tool_rewrite_renames_both_ways_and_injects_the_principal() {
+    let toml = format!(
+        r#"{}[plugins.namer]
+component = "{{plugins}}/probe.wasm"
+config = {{ principal = "alice" }}
+
+[plugins.rewrite]
+component = "builtin:tool-rewrite"
+[plugins.rewrite.config.tools.echo]
+name = "say"
+description = "Repeat a message"
+inject = {{ message = {{ from = "principal" }} }}
+annotations = {{ readOnlyHint = true }}
+
+[[routes]]
+path = "/mcp"
+upstreams = ["demo"]
+plugins = ["namer", "rewrite"]
+"#,
+        demo_config(&[("demo", "")])
+    );
+    let gw = Gateway::start(&toml).await;
+    let c = Legacy::connect(&gw.url("/mcp")).await;
+    let tools = c.result("tools/list", json!({})).await;
+    let list = tools["tools"].as_array().unwrap();
+    let say = list.iter().find(|t| t["name"] == "say").expect("renamed");
+    assert!(list.iter().all(|t| t["name"] != "echo"));
+    assert_eq!(say["description"], "Repeat a message");
+    assert_eq!(say["annotations"]["readOnlyHint"], true);
+    assert_eq!(say["inputSchema"]["required"], json!([]));
+    // The call maps back to `echo`, its argument set from the principal.
+    assert_eq!(
+        c.call_text("say", json!({"message": "ignored"})).await,
+        "Echo: alice"
+    );
+    let r = c.request("tools/call", echo_call()).await;
+    assert_eq!(r.last()["error"]["message"], "unknown tool: echo");
+    gw.shutdown().await;
+}
