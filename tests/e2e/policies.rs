@@ -233,3 +233,80 @@ plugins = ["namer", "rewrite"]
     assert_eq!(r.last()["error"]["message"], "unknown tool: echo");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn cache_answers_repeats_never_crosses_principals_and_list_changed_invalidates() {
+    // namer (principal from a header) → cache → counter: what reaches the
+    // counter was not answered from the cache. The upstream is legacy, so
+    // its results carry no cacheScope and `default_scope` applies.
+    let toml = format!(
+        r#"{}[plugins.namer]
+component = "{{plugins}}/probe.wasm"
+config = {{ principal_from_header = "x-user", headers = ["x-user"] }}
+
+[plugins.cache]
+component = "builtin:cache"
+config = {{ ttl_seconds = 60, default_scope = "private" }}
+
+[plugins.counter]
+component = "{{plugins}}/probe.wasm"
+config = {{ request = "count", stats_target = "stats" }}
+
+[[routes]]
+path = "/mcp"
+upstreams = ["demo"]
+plugins = ["namer", "cache", "counter"]
+"#,
+        demo_config(&[("demo", "--era legacy")])
+    );
+    let gw = Gateway::start(&toml).await;
+    let url = gw.url("/mcp");
+    let as_user = async |user: &str, method: &str, params: serde_json::Value| {
+        let c = Legacy::connect(&url).await;
+        let r = crate::harness::read_reply(
+            c.builder()
+                .header("x-user", user)
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        r.last()["result"].clone()
+    };
+    let upstream_lists = async || {
+        as_user(
+            "admin",
+            "tools/call",
+            json!({"name": "stats", "arguments": {}}),
+        )
+        .await["seen"]["tools/list"]
+            .as_u64()
+            .unwrap()
+    };
+    as_user("alice", "tools/list", json!({})).await;
+    as_user("alice", "tools/list", json!({})).await;
+    assert_eq!(upstream_lists().await, 1, "alice's second list is a hit");
+    as_user("bob", "tools/list", json!({})).await;
+    assert_eq!(upstream_lists().await, 2, "bob never gets alice's entry");
+    as_user("bob", "tools/list", json!({})).await;
+    assert_eq!(upstream_lists().await, 2);
+
+    // The upstream's list changes: its list_changed invalidates.
+    as_user(
+        "admin",
+        "tools/call",
+        json!({"name": "set_tools", "arguments": {"extra": ["fresh"]}}),
+    )
+    .await;
+    let fresh = crate::harness::eventually(Duration::from_secs(5), async || {
+        as_user("alice", "tools/list", json!({})).await["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "fresh")
+    })
+    .await;
+    assert!(fresh, "list_changed did not invalidate alice's entry");
+    gw.shutdown().await;
+}

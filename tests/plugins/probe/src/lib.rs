@@ -17,6 +17,8 @@
 //! - `only_target`: apply `request` only when the target is this name
 //!   (other requests continue);
 //! - `principal`, `attributes` (a table): set on continue;
+//!   `principal_from_header`: the principal is this header's value (list it
+//!   in `headers` too);
 //! - `respond`: the result for `respond`;
 //! - `reject`: `{code, message, status, headers}`;
 //! - `rewrite`: a string that replaces `arguments.message` on continue;
@@ -246,6 +248,11 @@ impl Plugin for Probe {
             _ => {}
         }
         if let Some(p) = self.str("principal") {
+            next = next.with_principal(p);
+        }
+        if let Some(h) = self.str("principal_from_header")
+            && let Some(p) = ctx.header(h)
+        {
             next = next.with_principal(p);
         }
         if let Some(attrs) = self.config["attributes"].as_object() {
