@@ -326,6 +326,29 @@ pub struct Gateway {
     plugins: tokio::sync::Mutex<Plugins>,
 }
 
+/// The owned part of a request's [`Facts`].
+struct Known {
+    request_id: String,
+    upstream: Option<UpstreamName>,
+    target: Option<String>,
+}
+
+impl Known {
+    fn facts<'a>(&'a self, route: &'a Route, ctx: &'a ClientCtx, method: &'a str) -> Facts<'a> {
+        Facts {
+            request_id: &self.request_id,
+            route: route.path.as_str(),
+            upstream: self.upstream.as_ref().map(UpstreamName::as_str),
+            method,
+            target: self.target.as_deref(),
+            headers: ctx.inbound.as_ref().map(|i| &i.headers),
+            client_address: ctx.inbound.as_ref().and_then(|i| i.peer),
+            era: ctx.era,
+            protocol_version: &ctx.protocol_version,
+        }
+    }
+}
+
 /// What a plugin reload changed.
 #[derive(Debug, Default)]
 pub struct Reloaded {
@@ -452,6 +475,11 @@ impl Gateway {
         })
     }
 
+    /// The document the route's chain serves at `/.well-known/{name}{route}`.
+    pub fn well_known(&self, route: &Route, name: &str) -> Option<Value> {
+        self.chain(route).well_known(name).cloned()
+    }
+
     /// The component files in use (for the watcher).
     pub async fn plugin_files(&self) -> Vec<std::path::PathBuf> {
         self.plugins.lock().await.files()
@@ -542,23 +570,8 @@ impl Gateway {
             let result = self.serve(route, ctx, method, params, sink).await;
             return self.finish(ctx, method, result);
         }
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let request_id = SEQ
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            .to_string();
-        let upstream = self.upstream_of(route, method, params.as_ref());
-        let target = mcp::target_name(method, params.as_ref()).map(str::to_owned);
-        let facts = Facts {
-            request_id: &request_id,
-            route: route.path.as_str(),
-            upstream: upstream.as_ref().map(UpstreamName::as_str),
-            method,
-            target: target.as_deref(),
-            headers: ctx.inbound.as_ref().map(|i| &i.headers),
-            client_address: ctx.inbound.as_ref().and_then(|i| i.peer),
-            era: ctx.era,
-            protocol_version: &ctx.protocol_version,
-        };
+        let known = self.known(route, method, params.as_ref());
+        let facts = known.facts(route, ctx, method);
         let mut passage = Passage::default();
         let (sent, outcome) = match chain.on_request(&facts, &mut passage, params).await {
             Decision::Continue(params) => {
@@ -599,6 +612,43 @@ impl Gateway {
             (_, Err(r)) => Err(Failure::refused(r)),
         };
         self.finish(ctx, method, result)
+    }
+
+    /// The request phase alone, for requests the edge answers itself
+    /// (`initialize`, `subscriptions/listen`): a refusal is the answer;
+    /// anything else lets the edge go on.
+    pub async fn admit(
+        &self,
+        route: &Route,
+        ctx: &ClientCtx,
+        method: &str,
+        params: Option<&Value>,
+    ) -> Result<(), Failure> {
+        let chain = self.chain(route);
+        if !chain.wants_request(method) {
+            return Ok(());
+        }
+        let known = self.known(route, method, params);
+        let facts = known.facts(route, ctx, method);
+        match chain
+            .on_request(&facts, &mut Passage::default(), params.cloned())
+            .await
+        {
+            Decision::Reject(r) => Err(Failure::refused(r)),
+            Decision::Continue(_) | Decision::Respond(_) => Ok(()),
+        }
+    }
+
+    /// What the gateway extracts from a request for its plugins.
+    fn known(&self, route: &Route, method: &str, params: Option<&Value>) -> Known {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Known {
+            request_id: SEQ
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+            upstream: self.upstream_of(route, method, params),
+            target: mcp::target_name(method, params).map(str::to_owned),
+        }
     }
 
     /// The upstream a request goes to, when it is known before calling.

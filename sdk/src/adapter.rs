@@ -147,6 +147,11 @@ fn description_into(d: Description) -> WitDescription {
         hooks,
         methods: d.methods,
         headers: d.headers,
+        well_known: d
+            .well_known
+            .into_iter()
+            .map(|(name, doc)| (name, doc.to_string()))
+            .collect(),
     }
 }
 

@@ -229,6 +229,9 @@ pub struct Description {
     pub methods: Vec<String>,
     /// Lower-case request header names the plugin wants in its context.
     pub headers: Vec<String>,
+    /// Documents the gateway serves at `/.well-known/{name}{route}` for each
+    /// route using this plugin (e.g. `oauth-protected-resource`).
+    pub well_known: Vec<(String, Value)>,
 }
 
 impl Description {
@@ -248,6 +251,7 @@ impl Description {
             hooks: P::HOOKS,
             methods: P::METHODS.iter().map(|m| m.to_string()).collect(),
             headers: P::HEADERS.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            well_known: Vec::new(),
         }
     }
 
@@ -352,6 +356,7 @@ mod tests {
             hooks: Hooks::ALL,
             methods: vec![],
             headers: vec![],
+            well_known: vec![],
         };
         assert!(d.wants_method("anything"));
         d.methods = vec!["notifications/*".into(), "tools/call".into()];

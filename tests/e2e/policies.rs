@@ -310,3 +310,253 @@ plugins = ["namer", "cache", "counter"]
     assert!(fresh, "list_changed did not invalidate alice's entry");
     gw.shutdown().await;
 }
+
+mod auth {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use serde_json::{Value, json};
+
+    use crate::harness::{BIN, Gateway, LEGACY, read_reply};
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/jwt");
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn token(alg: Algorithm, claims: Value) -> String {
+        let read = |f: &str| std::fs::read(format!("{FIXTURES}/{f}")).unwrap();
+        let (kid, key) = match alg {
+            Algorithm::RS256 => (
+                "rsa-1",
+                EncodingKey::from_rsa_pem(&read("rsa.pem")).unwrap(),
+            ),
+            Algorithm::ES256 => ("ec-1", EncodingKey::from_ec_pem(&read("ec.pem")).unwrap()),
+            _ => ("hs-1", EncodingKey::from_secret(&read("hs256.secret"))),
+        };
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.into());
+        encode(&header, &claims, &key).unwrap()
+    }
+
+    fn hash_key(key: &str) -> String {
+        let out = std::process::Command::new(BIN)
+            .args(["hash-key", key])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    async fn post(url: &str, auth: Option<&str>, body: Value) -> crate::harness::Reply {
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(a) = auth {
+            req = req.header("authorization", format!("Bearer {a}"));
+        }
+        read_reply(req.json(&body).send().await.unwrap()).await
+    }
+
+    /// `initialize` + a session; returns the session id.
+    async fn session(url: &str, auth: &str) -> String {
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", format!("Bearer {auth}"))
+            .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()["mcp-session-id"].to_str().unwrap().to_owned()
+    }
+
+    async fn in_session(
+        url: &str,
+        sid: &str,
+        auth: &str,
+        method: &str,
+        params: Value,
+    ) -> crate::harness::Reply {
+        read_reply(
+            reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", sid)
+                .header("mcp-protocol-version", LEGACY)
+                .header("authorization", format!("Bearer {auth}"))
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn auth_keys_tokens_metadata_and_roles() {
+        let toml = format!(
+            r#"{}[plugins.keys]
+component = "builtin:auth"
+grants = {{ dirs = [{{ host = "{FIXTURES}", guest = "/keys" }}] }}
+[plugins.keys.config]
+api_keys = [{{ principal = "bot", key_hash = "{}", roles = ["reader"] }}]
+jwt = {{ jwks_file = "/keys/jwks.json", issuer = "https://auth.test", roles_claim = "roles" }}
+roles = {{ dev = {{ tools = ["*"] }}, reader = {{ tools = ["echo"] }} }}
+authorization_servers = ["https://auth.test"]
+scopes = ["mcp:tools"]
+
+[[routes]]
+path = "/mcp"
+upstreams = ["demo"]
+plugins = ["keys"]
+"#,
+            crate::harness::demo_config(&[("demo", "")]),
+            hash_key("bot-key-0123456789")
+        );
+        let gw = Gateway::start(&toml).await;
+        let url = gw.url("/mcp");
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}});
+
+        // No credential: 401 pointing at a metadata document that exists.
+        let r = post(&url, None, init.clone()).await;
+        assert_eq!(r.status, 401);
+        let challenge = r.headers["www-authenticate"].to_str().unwrap().to_owned();
+        let meta_url = challenge
+            .split("resource_metadata=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            meta_url,
+            gw.url("/.well-known/oauth-protected-resource/mcp")
+        );
+        let meta: Value = reqwest::get(&meta_url).await.unwrap().json().await.unwrap();
+        assert_eq!(meta["resource"], url.as_str());
+        assert_eq!(meta["authorization_servers"], json!(["https://auth.test"]));
+        assert_eq!(meta["scopes_supported"], json!(["mcp:tools"]));
+        // A modern request too.
+        let r = crate::harness::modern(&url, "tools/list", json!({})).await;
+        assert_eq!(r.status, 401);
+
+        // An unknown key, and bad tokens: 401 invalid_token.
+        let good = json!({"sub": "alice", "aud": url, "iss": "https://auth.test",
+                          "exp": now() + 600, "roles": ["dev"], "scope": "mcp:tools"});
+        let with = |patch: Value| {
+            let mut c = good.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            c
+        };
+        let forged = {
+            let t = token(Algorithm::RS256, good.clone());
+            let (head, _) = t.rsplit_once('.').unwrap();
+            format!("{head}.{}", "A".repeat(342))
+        };
+        for (cred, reason) in [
+            ("nope".to_owned(), "not a known API key"),
+            (
+                token(Algorithm::RS256, with(json!({"exp": now() - 600}))),
+                "expired",
+            ),
+            (
+                token(Algorithm::ES256, with(json!({"aud": "http://other/mcp"}))),
+                "not for this resource",
+            ),
+            (forged, "signature"),
+        ] {
+            let r = post(&url, Some(&cred), init.clone()).await;
+            assert_eq!(r.status, 401, "{reason}");
+            let challenge = r.headers["www-authenticate"].to_str().unwrap();
+            assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+            assert!(
+                r.last()["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(reason)
+            );
+        }
+        // A valid token without the scope: 403 insufficient_scope.
+        let r = post(
+            &url,
+            Some(&token(Algorithm::HS256, with(json!({"scope": "other"})))),
+            init.clone(),
+        )
+        .await;
+        assert_eq!(r.status, 403);
+        assert!(
+            r.headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("insufficient_scope")
+        );
+
+        // A good token (RS256, role dev): everything.
+        let jwt = token(Algorithm::RS256, good.clone());
+        let sid = session(&url, &jwt).await;
+        let r = in_session(
+            &url,
+            &sid,
+            &jwt,
+            "tools/call",
+            json!({"name": "add", "arguments": {"a": 2, "b": 3}}),
+        )
+        .await;
+        assert_eq!(
+            r.last()["result"]["content"][0]["text"],
+            "5",
+            "{:?}",
+            r.last()
+        );
+
+        // An API key with role reader: only `echo` is there.
+        let key = "bot-key-0123456789";
+        let sid = session(&url, key).await;
+        let r = in_session(&url, &sid, key, "tools/list", json!({})).await;
+        let names: Vec<&str> = r.last()["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["echo"]);
+        let r = in_session(
+            &url,
+            &sid,
+            key,
+            "tools/call",
+            json!({"name": "add", "arguments": {"a": 1, "b": 1}}),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.last()["error"]["code"], -32602);
+        assert_eq!(r.last()["error"]["message"], "unknown tool: add");
+        // The session does not carry the credential: a request without one
+        // is refused even inside it.
+        let r = read_reply(
+            reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", &sid)
+                .header("mcp-protocol-version", LEGACY)
+                .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+        gw.shutdown().await;
+    }
+}

@@ -134,6 +134,18 @@ impl Chain {
             .any(|p| p.interest.on_response && p.interest.wants(method))
     }
 
+    /// The document a plugin of this chain serves at
+    /// `/.well-known/{name}{route}` (the first that has one).
+    pub fn well_known(&self, name: &str) -> Option<&Value> {
+        self.plugins.iter().find_map(|p| {
+            p.interest
+                .well_known
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, doc)| doc)
+        })
+    }
+
     /// Whether any plugin wants notifications of `method`.
     pub fn wants_notification(&self, method: &str) -> bool {
         self.plugins

@@ -31,6 +31,8 @@ pub struct Interest {
     pub methods: Vec<String>,
     /// Lower-case request header names passed in the context.
     pub headers: Vec<String>,
+    /// Documents served at `/.well-known/{name}{route}`.
+    pub well_known: Vec<(String, serde_json::Value)>,
 }
 
 impl Interest {
@@ -61,7 +63,23 @@ impl Interest {
             }
             headers.push(lower);
         }
+        let mut well_known = Vec::with_capacity(d.well_known.len());
+        for (name, doc) in d.well_known {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return Err(format!(
+                    "describe: well-known name `{name}` must be lower-case letters, digits and `-`"
+                ));
+            }
+            let doc = serde_json::from_str(&doc)
+                .map_err(|e| format!("describe: well-known `{name}` is not JSON: {e}"))?;
+            well_known.push((name, doc));
+        }
         Ok(Self {
+            well_known,
             name: d.name,
             version: d.version,
             on_request: d.hooks.contains(types::Hooks::ON_REQUEST),
@@ -180,6 +198,7 @@ impl Loaded {
                 on_notification: false,
                 methods: Vec::new(),
                 headers: Vec::new(),
+                well_known: Vec::new(),
             },
             engine: engine.clone(),
             pre,
@@ -348,6 +367,7 @@ mod tests {
             on_notification: false,
             methods: methods.iter().map(|m| m.to_string()).collect(),
             headers: Vec::new(),
+            well_known: Vec::new(),
         }
     }
 

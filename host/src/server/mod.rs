@@ -91,7 +91,9 @@ impl ServerState {
 /// The gateway's HTTP surface: every route path (POST/GET/DELETE), its
 /// `/sse` + `/messages` pair, and `/healthz`.
 pub fn router(state: Arc<ServerState>) -> Router {
-    let mut app = Router::new().route("/healthz", get(healthz));
+    let mut app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/.well-known/{*rest}", get(well_known));
     for path in state.gateway.route_paths() {
         app = app
             .route(&path, post(post_mcp).get(get_mcp).delete(delete_mcp))
@@ -126,6 +128,35 @@ async fn healthz(State(st): State<Arc<ServerState>>) -> Response {
         .collect();
     axum::Json(json!({"status": "ok", "sessions": st.sessions.len(), "upstreams": upstreams}))
         .into_response()
+}
+
+/// `GET /.well-known/{name}{route}`: a document a plugin on the route
+/// serves (the auth plugin's OAuth protected-resource metadata). An object
+/// without `resource` gets the route's URL as the client reached it.
+async fn well_known(
+    State(st): State<Arc<ServerState>>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((name, path)) = rest.split_once('/') else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let path = format!("/{path}");
+    let Some(route) = st.gateway.route(&path) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(mut doc) = st.gateway.well_known(&route, name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Some(obj) = doc.as_object_mut()
+        && !obj.contains_key("resource")
+    {
+        let host = header_str(&headers, "host")
+            .map(str::to_owned)
+            .unwrap_or_else(|| st.local.to_string());
+        obj.insert("resource".into(), format!("http://{host}{path}").into());
+    }
+    axum::Json(doc).into_response()
 }
 
 /// 403 unless the `Origin` (when sent) is allowed and, when bound to
@@ -260,7 +291,8 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
     if let Message::Request { id, method, params } = &msg
         && method == "initialize"
     {
-        return initialize(&st, &route, id.clone(), params.as_ref(), None).await;
+        let inbound = Arc::new(Inbound { headers, peer });
+        return initialize(&st, &route, id.clone(), params.as_ref(), None, inbound).await;
     }
     let Some(session_id) = session_id else {
         return match msg {
@@ -328,7 +360,7 @@ async fn session_message(
     match msg {
         Message::Request { id, method, params } => {
             if method == "initialize" {
-                return initialize(st, &route, id, params.as_ref(), Some(&session)).await;
+                return initialize(st, &route, id, params.as_ref(), Some(&session), inbound).await;
             }
             let ctx = ClientCtx {
                 inbound: Some(inbound),
@@ -364,6 +396,7 @@ async fn initialize(
     id: Value,
     params: Option<&Value>,
     existing: Option<&Arc<Session>>,
+    inbound: Arc<Inbound>,
 ) -> Response {
     let requested = params
         .and_then(|p| p.get("protocolVersion"))
@@ -385,7 +418,16 @@ async fn initialize(
         log_level: None,
         binding: None,
         principal: None,
+        inbound: Some(inbound),
+    };
+    // Plugins see `initialize` too: an auth plugin refuses it, with its
+    // 401 and `WWW-Authenticate`, before a session exists.
+    if let Err(f) = st.gateway.admit(route, &ctx, "initialize", params).await {
+        return error_reply(id, f.error, f.side, Era::Legacy, f.http_status, &f.headers);
+    }
+    let ctx = ClientCtx {
         inbound: None,
+        ..ctx
     };
     let description = st.gateway.describe(route).await;
     let mut result = json!({
@@ -953,6 +995,13 @@ async fn listen(
     id: Value,
     params: Option<Value>,
 ) -> Response {
+    if let Err(f) = st
+        .gateway
+        .admit(&route, &ctx, "subscriptions/listen", params.as_ref())
+        .await
+    {
+        return error_reply(id, f.error, f.side, Era::Modern, f.http_status, &f.headers);
+    }
     let filter = params
         .as_ref()
         .and_then(|p| p.get("notifications"))

@@ -107,6 +107,7 @@ impl Guest for Hostile {
             hooks: Hooks::ON_REQUEST | Hooks::ON_RESPONSE,
             methods: vec!["tools/call".into()],
             headers: Vec::new(),
+            well_known: Vec::new(),
         }
     }
 

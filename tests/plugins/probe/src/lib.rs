@@ -145,6 +145,10 @@ impl Plugin for Probe {
             hooks,
             methods: strings(&self.config["methods"]),
             headers: strings(&self.config["headers"]),
+            well_known: self.config["well_known"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
         }
     }
 
