@@ -149,6 +149,76 @@ async fn time_chain(chain: &Chain, params: &Value, iterations: usize, response: 
     stats(samples)
 }
 
+/// A first-party plugin's typical call: `method` with `params` (request
+/// phase) and `result` (response phase), as `principal` with an API key.
+struct Typical {
+    label: &'static str,
+    method: &'static str,
+    target: Option<&'static str>,
+    params: Value,
+    result: Value,
+}
+
+/// Times the request and response phases of `chain` on one typical call;
+/// any decision but a refusal is fine (a cache hit responds).
+async fn time_typical(chain: &Chain, t: &Typical, iterations: usize) -> Stats {
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        "Bearer bench-key-0123456789".parse().unwrap(),
+    );
+    headers.insert("host", "127.0.0.1:8080".parse().unwrap());
+    let facts = Facts {
+        request_id: "1",
+        route: "/mcp",
+        upstream: Some("demo"),
+        method: t.method,
+        target: t.target,
+        headers: Some(&headers),
+        client_address: None,
+        era: Era::Legacy,
+        protocol_version: "2025-11-25",
+    };
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations + iterations / 10 {
+        let started = Instant::now();
+        let mut passage = Passage::default();
+        let decision = chain
+            .on_request(&facts, &mut passage, Some(t.params.clone()))
+            .await;
+        match decision {
+            Decision::Reject(r) => panic!("{}: refused: {r:?}", t.label),
+            Decision::Continue(_) | Decision::Respond(_) => {}
+        }
+        let out = chain
+            .on_response(&facts, &mut passage, Some(&t.params), Ok(t.result.clone()))
+            .await;
+        assert!(out.is_ok(), "{}: {out:?}", t.label);
+        if i >= iterations / 10 {
+            samples.push(started.elapsed());
+        }
+    }
+    stats(samples)
+}
+
+/// `(instance name, builtin name, config)`.
+type BuiltinEntry = (&'static str, &'static str, Value);
+
+/// Specs of builtins, through the real config loader.
+fn builtin_specs(plugins: &[BuiltinEntry]) -> Vec<PluginSpec> {
+    let mut toml = String::from("[upstreams.none]\ncommand = \"true\"\n\n");
+    for (name, builtin, config) in plugins {
+        toml += &format!(
+            "[plugins.{name}]\ncomponent = \"builtin:{builtin}\"\nconfig = {}\n\n",
+            toml_inline(config)
+        );
+    }
+    let vars = std::collections::HashMap::<String, String>::new();
+    switchyard::config::from_toml_str(&toml, Path::new("bench.toml"), &vars)
+        .expect("bench config is valid")
+        .plugins
+}
+
 /// The same work without a chain: what cloning the params costs, to
 /// subtract.
 fn baseline(params: &Value, iterations: usize) -> Stats {
@@ -240,10 +310,82 @@ fn main() {
         }
         let swap = stats(samples);
 
+        // The first-party plugins, each on its typical call, then the
+        // example chain (auth → rate-limit → filter → tool-rewrite → cache).
+        let key_hash = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(b"salt");
+            h.update(b"bench-key-0123456789");
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            format!("sha256:{}:{}", hex(b"salt"), hex(&h.finalize()))
+        };
+        let auth = json!({"api_keys": [{"principal": "bench", "key_hash": key_hash, "roles": ["dev"]}],
+                          "roles": {"dev": {"tools": ["*"], "prompts": ["*"], "resources": ["*"]}}});
+        let limit = json!({"capacity": 1e12, "refill_per_second": 1e9, "key": ["principal", "tool"]});
+        let filter = json!({"tools": {"deny": ["*delete*"]}, "builtin_redactions": true, "max_response_bytes": 65536});
+        let rewrite = json!({"tools": {"search_issues": {"name": "search", "description": "Search"}}});
+        let cache = json!({"ttl_seconds": 3600, "default_scope": "public"});
+        let pin = json!({"on_change": "warn"});
+        let tools_list = json!({"tools": (0..10).map(|i| json!({"name": format!("tool_{i}"),
+            "description": "A tool of the bench", "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}}}))
+            .collect::<Vec<_>>()});
+        let call_result = json!({"content": [{"type": "text", "text": "a short answer with no secret in it"}]});
+        let call = |label| Typical {
+            label,
+            method: "tools/call",
+            target: Some("search_issues"),
+            params: params.clone(),
+            result: call_result.clone(),
+        };
+        let list = |label| Typical {
+            label,
+            method: "tools/list",
+            target: None,
+            params: json!({}),
+            result: tools_list.clone(),
+        };
+        let cases: Vec<(Vec<BuiltinEntry>, Typical)> = vec![
+            (vec![("keys", "auth", auth.clone())], call("auth: API key + RBAC on tools/call")),
+            (vec![("limit", "rate-limit", limit.clone())], call("rate-limit: take a token (CAS) on tools/call")),
+            (vec![("guard", "filter", filter.clone())], call("filter: deny list + redaction + size on tools/call")),
+            (vec![("rewrite", "tool-rewrite", rewrite.clone())], Typical { target: Some("search"), ..call("tool-rewrite: map a renamed call back") }),
+            (vec![("cache", "cache", cache.clone())], list("cache: tools/list hit")),
+            (vec![("pin", "pin", pin.clone())], list("pin: hash a 10-tool list")),
+            (
+                vec![
+                    ("keys", "auth", auth),
+                    ("limit", "rate-limit", limit),
+                    ("guard", "filter", filter),
+                    ("rewrite", "tool-rewrite", rewrite),
+                    ("cache", "cache", cache),
+                ],
+                Typical {
+                    target: Some("search"),
+                    ..call("example chain (auth → rate-limit → filter → tool-rewrite → cache), tools/call")
+                },
+            ),
+        ];
+        let mut builtin_rows = Vec::new();
+        for (plugins, typical) in cases {
+            let s = builtin_specs(&plugins);
+            let loaded = Plugins::load(&s).await.expect("builtins load");
+            let names: Vec<_> = s.iter().map(|p| p.name.clone()).collect();
+            let chain = loaded.chain(&names);
+            let st = time_typical(&chain, &typical, iterations).await;
+            builtin_rows.push((typical.label, st));
+        }
+
         println!("\nPer request, {iterations} iterations each (µs; the 'no plugin' row is the floor):\n");
         println!("| case | median µs | p99 µs |");
         println!("|---|---|---|");
         for (label, st) in &rows {
+            println!("| {label} | {:.1} | {:.1} |", st.median, st.p99);
+        }
+        println!("\nFirst-party plugins on their typical call, request + response phase (µs):\n");
+        println!("| plugin, call | median µs | p99 µs |");
+        println!("|---|---|---|");
+        for (label, st) in &builtin_rows {
             println!("| {label} | {:.1} | {:.1} |", st.median, st.p99);
         }
         println!(

@@ -560,3 +560,84 @@ plugins = ["keys"]
         gw.shutdown().await;
     }
 }
+
+/// `examples/policies.toml`: the five policies chained over two upstreams.
+#[tokio::test]
+async fn the_example_chain_runs_every_policy_in_order() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let toml = std::fs::read_to_string(root.join("examples/policies.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:0");
+    let gw = Gateway::start(&toml).await;
+    let url = gw.url("/mcp");
+    let call = async |auth: Option<&str>, method: &str, params: serde_json::Value| {
+        let mut body = crate::harness::modern_body(json!(1), method, params);
+        body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({});
+        let mut req = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", crate::harness::MODERN)
+            .header("mcp-method", method);
+        if let Some(name) = body["params"]["name"].as_str() {
+            req = req.header("mcp-name", name);
+        }
+        if let Some(a) = auth {
+            req = req.header("authorization", format!("Bearer {a}"));
+        }
+        crate::harness::read_reply(req.json(&body).send().await.unwrap()).await
+    };
+    let key = Some("demo-key-change-me");
+
+    // auth first: nothing without the key.
+    assert_eq!(call(None, "tools/list", json!({})).await.status, 401);
+    // The list: both upstreams, alpha's echo renamed, crash tools filtered.
+    let r = call(key, "tools/list", json!({})).await;
+    let names: Vec<String> = r.last()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"say".to_owned()) && names.contains(&"beta__echo".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("crash") || n == "alpha__echo"),
+        "{names:?}"
+    );
+    // A call through the rewrite, with a secret the filter redacts.
+    let r = call(
+        key,
+        "tools/call",
+        json!({"name": "say", "arguments": {"message": "sk-abcdefghijklmnopqrstuvwxyz0123"}}),
+    )
+    .await;
+    assert_eq!(
+        r.last()["result"]["content"][0]["text"],
+        "Echo: [redacted api key]",
+        "{:?}",
+        r.last()
+    );
+    // The filter's argument rule and deny list.
+    let r = call(
+        key,
+        "tools/call",
+        json!({"name": "beta__echo", "arguments": {"message": "drop table x"}}),
+    )
+    .await;
+    assert_eq!(r.last()["error"]["code"], -32602);
+    let r = call(
+        key,
+        "tools/call",
+        json!({"name": "beta__crash", "arguments": {}}),
+    )
+    .await;
+    assert_eq!(r.last()["error"]["message"], "unknown tool: beta__crash");
+    gw.shutdown().await;
+}
