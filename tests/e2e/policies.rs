@@ -559,6 +559,83 @@ plugins = ["keys"]
         assert_eq!(r.status, 401);
         gw.shutdown().await;
     }
+
+    /// The client's credential stops at the gateway: a remote upstream (here
+    /// another gateway whose plugin reports the headers it received) sees
+    /// only the headers configured for it.
+    #[tokio::test]
+    async fn the_clients_credential_never_reaches_an_upstream() {
+        let inner = Gateway::start(&format!(
+            "{}[plugins.reporter]\ncomponent = \"{{plugins}}/probe.wasm\"\nconfig = {{ request = \"context\", headers = [\"authorization\", \"x-api-key\"], methods = [\"tools/call\"] }}\n\n[[routes]]\npath = \"/mcp\"\nupstreams = [\"demo\"]\nplugins = [\"reporter\"]\n",
+            crate::harness::demo_config(&[("demo", "")])
+        ))
+        .await;
+        let outer = Gateway::start(&format!(
+            r#"[upstreams.remote]
+url = "{}"
+headers = {{ Authorization = "Bearer upstream-secret" }}
+timeout = "10s"
+
+[plugins.keys]
+component = "builtin:auth"
+config = {{ api_keys = [{{ principal = "alice", key_hash = "{}" }}], api_key_header = "x-api-key" }}
+
+[[routes]]
+path = "/mcp"
+upstreams = ["remote"]
+plugins = ["keys"]
+"#,
+            inner.url("/mcp"),
+            hash_key("client-key-0123456789")
+        ))
+        .await;
+        let url = outer.url("/mcp");
+        for header in ["authorization", "x-api-key"] {
+            let value = if header == "authorization" {
+                "Bearer client-key-0123456789"
+            } else {
+                "client-key-0123456789"
+            };
+            let sid = {
+                let r = reqwest::Client::new()
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .header(header, value)
+                    .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                        "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{header}");
+                r.headers()["mcp-session-id"].to_str().unwrap().to_owned()
+            };
+            let r = read_reply(
+                reqwest::Client::new()
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-session-id", &sid)
+                    .header("mcp-protocol-version", LEGACY)
+                    .header(header, value)
+                    .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                  "params": {"name": "echo", "arguments": {"message": "x"}}}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            let seen = &r.last()["result"]["context"]["headers"];
+            assert_eq!(
+                seen,
+                &json!([["authorization", "Bearer upstream-secret"]]),
+                "{header}: {:?}",
+                r.last()
+            );
+        }
+        outer.shutdown().await;
+        inner.shutdown().await;
+    }
 }
 
 /// `examples/policies.toml`: the five policies chained over two upstreams.
