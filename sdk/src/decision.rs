@@ -143,6 +143,36 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// What a client gets for a tool, prompt or resource that does not
+    /// exist, exactly as the gateway answers one: `-32602 unknown tool: NAME`
+    /// (or `prompt`); for a resource "Resource not found" with the URI in
+    /// `data`, `-32002` for legacy clients and `-32602` for modern ones.
+    /// Policies that hide an item answer its use with this, so hidden and
+    /// absent look the same.
+    ///
+    /// ```
+    /// use switchyard_sdk::{Era, Rejection};
+    ///
+    /// let r = Rejection::not_found("tool", "delete_everything", Era::Legacy);
+    /// assert_eq!(r.error.code, -32602);
+    /// assert_eq!(r.error.message, "unknown tool: delete_everything");
+    /// assert_eq!(Rejection::not_found("resource", "file:///x", Era::Legacy).error.code, -32002);
+    /// ```
+    pub fn not_found(kind: &str, name: &str, era: crate::Era) -> Rejection {
+        match (kind, era) {
+            ("resource", crate::Era::Legacy) => Rejection::new(-32002, "Resource not found")
+                .data(serde_json::json!({ "uri": name })),
+            ("resource", crate::Era::Modern) => {
+                Rejection::new(crate::codes::INVALID_PARAMS, "Resource not found")
+                    .data(serde_json::json!({ "uri": name }))
+            }
+            _ => Rejection::new(
+                crate::codes::INVALID_PARAMS,
+                format!("unknown {kind}: {name}"),
+            ),
+        }
+    }
+
     /// A rejection with `code` and `message`, HTTP status 200, no headers.
     pub fn new(code: i32, message: impl Into<String>) -> Rejection {
         Rejection::from(RpcError::new(code, message))

@@ -264,6 +264,7 @@ impl Description {
     /// let d = Description {
     ///     name: "p".into(), version: "1.0.0".into(), hooks: Hooks::ALL,
     ///     methods: vec!["tools/*".into(), "prompts/get".into()], headers: vec![],
+    ///     well_known: vec![],
     /// };
     /// assert!(d.wants_method("tools/call"));
     /// assert!(d.wants_method("prompts/get"));

@@ -36,6 +36,12 @@ impl Gateway {
         let vars: HashMap<String, String> = HashMap::from([("SWITCHYARD_BIN".into(), BIN.into())]);
         let config = switchyard::config::from_toml_str(&toml, Path::new("test.toml"), &vars)
             .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{toml}"));
+        Self::run(config).await
+    }
+
+    /// Serves `config` on `127.0.0.1:0` until dropped or shut down, and
+    /// waits until every upstream has finished starting.
+    async fn run(config: switchyard::config::Config) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -59,19 +65,7 @@ impl Gateway {
         // need no variable (`{bin}` and `{plugins}` are expanded above).
         let config = switchyard::config::load(Some(path))
             .unwrap_or_else(|e| panic!("test config is invalid: {e}"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(switchyard::run(config, listener, async move {
-            let _ = rx.await;
-        }));
-        let gw = Gateway {
-            addr,
-            stop: Some(tx),
-            task: Some(task),
-        };
-        gw.wait_ready().await;
-        gw
+        Self::run(config).await
     }
 
     /// Polls `/healthz` until no upstream is still starting.

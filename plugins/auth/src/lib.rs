@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchyard_sdk::serde_json::{self, Value, json};
 use switchyard_sdk::{
-    Context, Continuation, Description, Era, Hooks, Outcome, Params, Plugin, Rejection,
-    RequestDecision, ResponseDecision, codes, glob, log, metrics,
+    Context, Continuation, Description, Hooks, Outcome, Params, Plugin, Rejection, RequestDecision,
+    ResponseDecision, glob, log, metrics,
 };
 
 /// JSON-RPC codes of refusals (implementation-defined server errors).
@@ -488,17 +488,7 @@ impl Plugin for Auth {
             let roles: Vec<&str> = who.roles.iter().map(String::as_str).collect();
             if !self.allows(&roles, kind, name) {
                 // Exactly what an unknown item gets.
-                return match (kind, ctx.era) {
-                    ("resource", Era::Legacy) => {
-                        Rejection::new(-32002, "Resource not found").data(json!({"uri": name}))
-                    }
-                    ("resource", Era::Modern) => {
-                        Rejection::new(codes::INVALID_PARAMS, "Resource not found")
-                            .data(json!({"uri": name}))
-                    }
-                    _ => Rejection::new(codes::INVALID_PARAMS, format!("unknown {kind}: {name}")),
-                }
-                .into();
+                return Rejection::not_found(kind, name, ctx.era).into();
             }
         }
         Continuation::new()

@@ -1,5 +1,6 @@
 use super::*;
 use jsonwebtoken::{EncodingKey, Header, encode};
+use switchyard_sdk::codes;
 use switchyard_sdk::testing::Harness;
 
 const JWKS: &str = include_str!("../../../tests/fixtures/jwt/jwks.json");

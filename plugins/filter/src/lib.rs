@@ -12,9 +12,9 @@
 
 use regex_lite::Regex;
 use serde::Deserialize;
-use switchyard_sdk::serde_json::{self, Value, json};
+use switchyard_sdk::serde_json::{self, Value};
 use switchyard_sdk::{
-    Context, Description, Era, Hooks, Outcome, Params, Plugin, Rejection, RequestDecision,
+    Context, Description, Hooks, Outcome, Params, Plugin, Rejection, RequestDecision,
     ResponseDecision, codes, glob, log, metrics,
 };
 
@@ -142,20 +142,6 @@ impl Filter {
             "tool" => &self.config.tools,
             "prompt" => &self.config.prompts,
             _ => &self.config.resources,
-        }
-    }
-
-    /// The error for an item this route does not have.
-    fn absent(kind: &str, name: &str, era: Era) -> Rejection {
-        match (kind, era) {
-            ("resource", Era::Legacy) => {
-                Rejection::new(-32002, "Resource not found").data(json!({"uri": name}))
-            }
-            ("resource", Era::Modern) => {
-                Rejection::new(codes::INVALID_PARAMS, "Resource not found")
-                    .data(json!({"uri": name}))
-            }
-            _ => Rejection::new(codes::INVALID_PARAMS, format!("unknown {kind}: {name}")),
         }
     }
 
@@ -356,7 +342,7 @@ impl Plugin for Filter {
             return RequestDecision::proceed();
         };
         if !self.lists(kind).permits(name) {
-            return Self::absent(kind, name, ctx.era).into();
+            return Rejection::not_found(kind, name, ctx.era).into();
         }
         if kind == "tool"
             && self.arguments.iter().any(|r| glob::matches(&r.tool, name))

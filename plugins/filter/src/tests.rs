@@ -1,4 +1,6 @@
 use super::*;
+use switchyard_sdk::Era;
+use switchyard_sdk::serde_json::json;
 use switchyard_sdk::testing::Harness;
 
 fn call(tool: &str) -> Context {

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchyard_sdk::serde_json::{self, Value};
 use switchyard_sdk::{
-    Context, Hooks, Outcome, Params, Plugin, Rejection, RequestDecision, ResponseDecision, codes,
-    kv, log, metrics,
+    Context, Hooks, Outcome, Params, Plugin, Rejection, RequestDecision, ResponseDecision, kv, log,
+    metrics,
 };
 
 #[derive(Debug, Deserialize)]
@@ -107,7 +107,7 @@ impl Plugin for Pin {
             && let Some(tool) = ctx.target.as_deref()
             && kv::get(&hidden_key(&ctx.route, tool)).is_some()
         {
-            return Rejection::new(codes::INVALID_PARAMS, format!("unknown tool: {tool}")).into();
+            return Rejection::not_found("tool", tool, ctx.era).into();
         }
         RequestDecision::proceed()
     }

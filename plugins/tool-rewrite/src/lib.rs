@@ -12,7 +12,7 @@ use serde::Deserialize;
 use switchyard_sdk::serde_json::{self, Map, Value};
 use switchyard_sdk::{
     Context, Continuation, Hooks, Outcome, Params, Plugin, Rejection, RequestDecision,
-    ResponseDecision, codes,
+    ResponseDecision,
 };
 
 /// How one tool or prompt is reshaped.
@@ -177,8 +177,7 @@ impl Plugin for Rewrite {
                 .get(name)
                 .is_some_and(|r| r.name.as_deref().is_some_and(|n| n != name)) =>
             {
-                return Rejection::new(codes::INVALID_PARAMS, format!("unknown {kind}: {name}"))
-                    .into();
+                return Rejection::not_found(kind, name, ctx.era).into();
             }
             None => return RequestDecision::proceed(),
         };
