@@ -86,6 +86,7 @@ mod message;
 mod plugin;
 
 pub mod clock;
+pub mod fetch;
 pub mod glob;
 pub mod kv;
 pub mod log;

@@ -38,6 +38,8 @@ pub(crate) struct Backend {
     pub(crate) histograms: BTreeMap<Series, Vec<f64>>,
     /// The name and version the default description reports.
     pub(crate) package: (String, String),
+    /// What `fetch::get` answers, by URL.
+    pub(crate) fetches: HashMap<String, Result<String, String>>,
 }
 
 impl Backend {
@@ -50,6 +52,7 @@ impl Backend {
             counters: BTreeMap::new(),
             histograms: BTreeMap::new(),
             package: crate::plugin::package::from_env(),
+            fetches: HashMap::new(),
         }
     }
 

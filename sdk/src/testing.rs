@@ -196,6 +196,26 @@ impl<P: Plugin> Harness<P> {
         self.run(|_| crate::kv::set(key, value, ttl))
     }
 
+    /// What [`fetch::get`](crate::fetch::get) answers for `url` from now on
+    /// (a body, or an error such as an HTTP status).
+    ///
+    /// ```
+    /// # use switchyard_sdk::{Context, Params, Plugin, RequestDecision, Value, fetch};
+    /// # struct P;
+    /// # impl Plugin for P {
+    /// #     fn configure(_: Value) -> Result<Self, String> { Ok(P) }
+    /// # }
+    /// let h = switchyard_sdk::testing::Harness::<P>::new(serde_json::json!({})).unwrap();
+    /// h.set_fetch("https://idp.test/jwks.json", Ok(r#"{"keys":[]}"#.into()));
+    /// assert_eq!(h.run(|_| fetch::get("https://idp.test/jwks.json")).unwrap(), r#"{"keys":[]}"#);
+    /// ```
+    pub fn set_fetch(&self, url: &str, answer: Result<String, String>) {
+        self.backend
+            .borrow_mut()
+            .fetches
+            .insert(url.to_owned(), answer);
+    }
+
     /// The value the current request's scratch space holds under `key`.
     pub fn scratch_get(&self, key: &str) -> Option<Vec<u8>> {
         self.backend.borrow().scratch.get(key).cloned()

@@ -560,6 +560,78 @@ plugins = ["keys"]
         gw.shutdown().await;
     }
 
+    /// A JWKS from a URL: fetched by the gateway for the plugin, only when
+    /// granted, and cached (two token checks, one fetch).
+    #[tokio::test]
+    async fn a_jwks_url_is_fetched_once_and_only_when_granted() {
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let jwks = std::fs::read_to_string(format!("{FIXTURES}/jwks.json")).unwrap();
+        let counter = std::sync::Arc::clone(&hits);
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = jwks.clone();
+                async move { body }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let idp = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let config = |grant: &str| {
+            format!(
+                r#"{}[plugins.keys]
+component = "builtin:auth"
+grants = {{ urls = ["{grant}"] }}
+config = {{ jwt = {{ jwks_url = "{idp}/jwks.json", issuer = "https://auth.test" }} }}
+
+[[routes]]
+path = "/mcp"
+upstreams = ["demo"]
+plugins = ["keys"]
+"#,
+                crate::harness::demo_config(&[("demo", "")])
+            )
+        };
+        let gw = Gateway::start(&config(&format!("{idp}/*"))).await;
+        let url = gw.url("/mcp");
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}});
+        for alg in [Algorithm::RS256, Algorithm::ES256] {
+            let t = token(
+                alg,
+                json!({"sub": "carol", "aud": url, "iss": "https://auth.test", "exp": now() + 600}),
+            );
+            let r = post(&url, Some(&t), init.clone()).await;
+            assert_eq!(r.status, 200, "{alg:?}: {:?}", r.last());
+        }
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the JWKS is cached"
+        );
+        gw.shutdown().await;
+
+        // Granted something else: the plugin may not fetch it.
+        let gw = Gateway::start(&config("https://elsewhere.test/*")).await;
+        let url = gw.url("/mcp");
+        let t = token(
+            Algorithm::RS256,
+            json!({"sub": "carol", "aud": url, "iss": "https://auth.test", "exp": now() + 600}),
+        );
+        let r = post(&url, Some(&t), init).await;
+        assert_eq!(r.status, 401);
+        assert!(
+            r.last()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unavailable")
+        );
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        gw.shutdown().await;
+    }
+
     /// The client's credential stops at the gateway: a remote upstream (here
     /// another gateway whose plugin reports the headers it received) sees
     /// only the headers configured for it.

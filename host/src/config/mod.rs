@@ -363,6 +363,19 @@ fn validate_plugin(
         })?;
         grants.env.push((var.clone(), value));
     }
+    for url in &p.grants.urls {
+        let base = url.strip_suffix('*').unwrap_or(url);
+        let ok = reqwest::Url::parse(base)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+        if !ok {
+            return Err(invalid(
+                format!("{key}.grants.urls"),
+                url,
+                "expected an http(s) URL, or a prefix of one ending in `*`".into(),
+            ));
+        }
+        grants.urls.push(url.clone());
+    }
     Ok(PluginSpec {
         name,
         component,

@@ -259,6 +259,18 @@ pub struct Grants {
     pub dirs: Vec<DirGrant>,
     /// Environment variables passed through, with their values at load.
     pub env: Vec<(String, String)>,
+    /// URLs the `fetch` import may get: exact, or a prefix ending in `*`.
+    pub urls: Vec<String>,
+}
+
+impl Grants {
+    /// Whether `url` is granted.
+    pub fn allows_url(&self, url: &str) -> bool {
+        self.urls.iter().any(|g| match g.strip_suffix('*') {
+            Some(prefix) => url.starts_with(prefix),
+            None => g == url,
+        })
+    }
 }
 
 /// A host directory preopened for a plugin.

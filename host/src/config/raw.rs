@@ -56,6 +56,10 @@ pub struct RawGrants {
     /// Names of environment variables passed through.
     #[serde(default)]
     pub env: Vec<String>,
+    /// URLs the plugin may fetch through the `fetch` import: exact, or a
+    /// prefix ending in `*`.
+    #[serde(default)]
+    pub urls: Vec<String>,
 }
 
 /// One granted directory.

@@ -11,11 +11,14 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::fetch::Fetcher;
 use super::kv::Namespace;
+use crate::config::Grants;
 
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../wit",
+    imports: { "switchyard:plugin/fetch.get": async },
     exports: { default: async },
 });
 
@@ -38,10 +41,20 @@ pub struct HostState {
     pub scratch: Option<Scratch>,
     /// Epoch ticks the current call may still run for.
     pub ticks_left: u64,
+    /// What the operator granted (the `fetch` import checks URLs).
+    pub grants: Arc<Grants>,
+    pub fetcher: Arc<Fetcher>,
 }
 
 impl HostState {
-    pub fn new(wasi: WasiCtx, limits: StoreLimits, plugin: Arc<str>, kv: Arc<Namespace>) -> Self {
+    pub fn new(
+        wasi: WasiCtx,
+        limits: StoreLimits,
+        plugin: Arc<str>,
+        kv: Arc<Namespace>,
+        grants: Arc<Grants>,
+        fetcher: Arc<Fetcher>,
+    ) -> Self {
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -50,6 +63,8 @@ impl HostState {
             kv,
             scratch: None,
             ticks_left: 0,
+            grants,
+            fetcher,
         }
     }
 }
@@ -159,6 +174,18 @@ impl switchyard::plugin::metrics::Host for HostState {
     fn histogram_record(&mut self, name: String, value: f64, l: Vec<(String, String)>) {
         metrics::histogram!(format!("switchyard_plugin_{name}"), labels(&self.plugin, l))
             .record(value);
+    }
+}
+
+impl switchyard::plugin::fetch::Host for HostState {
+    async fn get(&mut self, url: String) -> Result<String, String> {
+        if !self.grants.allows_url(&url) {
+            return Err(format!(
+                "{url} is not granted to plugin `{}` (grants.urls)",
+                self.plugin
+            ));
+        }
+        self.fetcher.get(&url).await
     }
 }
 

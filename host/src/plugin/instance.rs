@@ -11,6 +11,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::bindings::{self, HostState, Scratch, types};
 use super::engine::PluginEngine;
+use super::fetch::Fetcher;
 use super::kv::Namespace;
 use crate::config::{Isolation, PluginName, PluginSpec};
 
@@ -143,6 +144,8 @@ pub struct Loaded {
     engine: PluginEngine,
     pre: bindings::PluginPre<HostState>,
     kv: Arc<Namespace>,
+    grants: Arc<crate::config::Grants>,
+    fetcher: Arc<Fetcher>,
     /// The configuration, as JSON text, handed to every new instance.
     config: String,
     /// The name shared by every store (logs, metrics).
@@ -169,6 +172,7 @@ impl Loaded {
         bytes: Arc<[u8]>,
         kv: Arc<Namespace>,
         digest: [u8; 32],
+        fetcher: Arc<Fetcher>,
     ) -> Result<Self, String> {
         let compiling = engine.clone();
         let component = tokio::task::spawn_blocking(move || compiling.compile(&bytes))
@@ -187,6 +191,7 @@ impl Loaded {
         })?;
         let config = spec.config.to_string();
         let label: Arc<str> = spec.name.as_str().into();
+        let grants = Arc::new(spec.grants.clone());
         let mut loaded = Self {
             spec,
             digest,
@@ -203,6 +208,8 @@ impl Loaded {
             engine: engine.clone(),
             pre,
             kv,
+            grants,
+            fetcher,
             config,
             label,
             idle: Mutex::new(Vec::new()),
@@ -248,6 +255,8 @@ impl Loaded {
             limits,
             Arc::clone(&self.label),
             Arc::clone(&self.kv),
+            Arc::clone(&self.grants),
+            Arc::clone(&self.fetcher),
         );
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);

@@ -19,6 +19,7 @@ pub mod bindings;
 pub mod builtin;
 pub mod chain;
 pub mod engine;
+pub mod fetch;
 pub mod instance;
 pub mod kv;
 
@@ -50,6 +51,7 @@ pub struct LoadError {
 pub struct Plugins {
     loaded: HashMap<PluginName, Arc<Loaded>>,
     kv: Arc<kv::KvStore>,
+    fetcher: Arc<fetch::Fetcher>,
 }
 
 impl Plugins {
@@ -75,6 +77,7 @@ impl Plugins {
         let mut next = Plugins {
             loaded: HashMap::new(),
             kv: Arc::clone(&self.kv),
+            fetcher: Arc::clone(&self.fetcher),
         };
         let mut changed = Vec::new();
         for spec in specs {
@@ -148,9 +151,16 @@ impl Plugins {
         let engine = engine::shared().map_err(|e| fail(e.to_string()))?;
         let kv = self.kv.namespace(spec.name.as_str());
         let digest = digest(&bytes);
-        Loaded::load(&engine, spec.clone(), bytes, kv, digest)
-            .await
-            .map_err(fail)
+        Loaded::load(
+            &engine,
+            spec.clone(),
+            bytes,
+            kv,
+            digest,
+            Arc::clone(&self.fetcher),
+        )
+        .await
+        .map_err(fail)
     }
 
     pub fn get(&self, name: &PluginName) -> Option<&Arc<Loaded>> {

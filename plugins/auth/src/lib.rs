@@ -15,7 +15,9 @@
 //!    to later plugins; RBAC hides what the roles do not allow from lists and
 //!    answers its use exactly as an unknown tool, prompt or resource.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -25,7 +27,7 @@ use subtle::ConstantTimeEq;
 use switchyard_sdk::serde_json::{self, Value, json};
 use switchyard_sdk::{
     Context, Continuation, Description, Hooks, Outcome, Params, Plugin, Rejection, RequestDecision,
-    ResponseDecision, glob, log, metrics,
+    ResponseDecision, fetch, glob, log, metrics,
 };
 
 /// JSON-RPC codes of refusals (implementation-defined server errors).
@@ -58,8 +60,10 @@ struct Grants {
 struct JwtConfig {
     /// The JWKS inline, or…
     jwks: Option<Value>,
-    /// …a path inside the plugin's sandbox (grant its folder).
+    /// …a path inside the plugin's sandbox (grant its folder), or…
     jwks_file: Option<String>,
+    /// …a URL the gateway fetches and caches (grant it in `grants.urls`).
+    jwks_url: Option<String>,
     issuer: Option<String>,
     /// Defaults to the route's resource URL.
     audience: Option<String>,
@@ -117,8 +121,12 @@ struct Key {
 pub struct Auth {
     config: Config,
     keys: Vec<Key>,
-    jwks: Option<JwkSet>,
+    /// The JWKS when it is inline or a file; fetched ones are in `fetched`.
+    jwks: Option<Rc<JwkSet>>,
     algorithms: Vec<Algorithm>,
+    /// The last fetched JWKS body and its parse, so an unchanged body (the
+    /// gateway caches it) is not parsed again while this instance lives.
+    fetched: RefCell<Option<(String, Rc<JwkSet>)>>,
 }
 
 /// Who a credential names.
@@ -265,10 +273,37 @@ impl Auth {
         found
     }
 
+    /// The key set: configured, or fetched through the gateway.
+    fn key_set(&self, cfg: &JwtConfig) -> Result<Rc<JwkSet>, Refusal> {
+        if let Some(set) = &self.jwks {
+            return Ok(Rc::clone(set));
+        }
+        let url = cfg.jwks_url.as_deref().unwrap_or_default();
+        let unavailable = || Refusal::Invalid("the keys to check the token are unavailable".into());
+        let body = fetch::get(url).map_err(|e| {
+            log::warn(&format!("auth: no JWKS: {e}"));
+            unavailable()
+        })?;
+        let mut cached = self.fetched.borrow_mut();
+        if let Some((b, set)) = cached.as_ref()
+            && *b == body
+        {
+            return Ok(Rc::clone(set));
+        }
+        let set: JwkSet = serde_json::from_str(&body).map_err(|e| {
+            log::warn(&format!("auth: the JWKS at {url} is not valid: {e}"));
+            unavailable()
+        })?;
+        let set = Rc::new(set);
+        *cached = Some((body, Rc::clone(&set)));
+        Ok(set)
+    }
+
     fn jwt(&self, token: &str, ctx: &Context) -> Result<Identity, Refusal> {
-        let (Some(cfg), Some(jwks)) = (&self.config.jwt, &self.jwks) else {
+        let Some(cfg) = &self.config.jwt else {
             return Err(Refusal::Invalid("not a known API key".into()));
         };
+        let jwks = self.key_set(cfg)?;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| Refusal::Invalid(format!("malformed token: {e}")))?;
         if !self.algorithms.contains(&header.alg) {
@@ -401,21 +436,31 @@ impl Plugin for Auth {
         let (jwks, algorithms) = match &config.jwt {
             None => (None, Vec::new()),
             Some(j) => {
-                let raw = match (&j.jwks, &j.jwks_file) {
-                    (Some(v), None) => v.clone(),
-                    (None, Some(path)) => {
+                let raw = match (&j.jwks, &j.jwks_file, &j.jwks_url) {
+                    (Some(v), None, None) => Some(v.clone()),
+                    (None, Some(path), None) => {
                         let text = std::fs::read_to_string(path).map_err(|e| {
                             format!(
                                 "auth: cannot read jwks_file {path} (is its folder granted?): {e}"
                             )
                         })?;
-                        serde_json::from_str(&text)
-                            .map_err(|e| format!("auth: jwks_file {path} is not JSON: {e}"))?
+                        Some(
+                            serde_json::from_str(&text)
+                                .map_err(|e| format!("auth: jwks_file {path} is not JSON: {e}"))?,
+                        )
                     }
-                    _ => return Err("auth: jwt needs exactly one of jwks and jwks_file".into()),
+                    // Fetched when a token comes (the gateway caches it).
+                    (None, None, Some(_)) => None,
+                    _ => {
+                        return Err(
+                            "auth: jwt needs exactly one of jwks, jwks_file and jwks_url".into(),
+                        );
+                    }
                 };
-                let set: JwkSet =
-                    serde_json::from_value(raw).map_err(|e| format!("auth: bad JWKS: {e}"))?;
+                let set: Option<JwkSet> = raw
+                    .map(serde_json::from_value)
+                    .transpose()
+                    .map_err(|e| format!("auth: bad JWKS: {e}"))?;
                 let mut algorithms = Vec::new();
                 for a in &j.algorithms {
                     algorithms.push(match a.as_str() {
@@ -429,10 +474,10 @@ impl Plugin for Auth {
                         }
                     });
                 }
-                (Some(set), algorithms)
+                (set.map(Rc::new), algorithms)
             }
         };
-        if keys.is_empty() && jwks.is_none() {
+        if keys.is_empty() && config.jwt.is_none() {
             return Err("auth: configure api_keys, jwt, or both".into());
         }
         for (role, _) in config.roles.iter() {
@@ -445,6 +490,7 @@ impl Plugin for Auth {
             keys,
             jwks,
             algorithms,
+            fetched: RefCell::new(None),
         })
     }
 

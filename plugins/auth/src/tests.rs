@@ -200,3 +200,27 @@ fn bad_configs_are_refused() {
         assert!(Harness::<Auth>::new(bad.clone()).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_jwks_url_is_fetched_through_the_gateway() {
+    let h = Harness::<Auth>::new(json!({
+        "jwt": {"jwks_url": "https://idp.test/jwks.json", "issuer": "https://auth.test"},
+        "resource": AUD,
+    }))
+    .unwrap();
+    let t = token(Algorithm::ES256, claims(json!({})));
+    // Not granted (no answer): the token cannot be checked.
+    let r = refused(&h, &with_token("tools/list", &t));
+    assert!(
+        r.error.message.contains("unavailable"),
+        "{}",
+        r.error.message
+    );
+    h.set_fetch("https://idp.test/jwks.json", Ok(JWKS.to_owned()));
+    assert_eq!(
+        admitted(&h, &with_token("tools/list", &t))
+            .principal
+            .as_deref(),
+        Some("alice")
+    );
+}
