@@ -47,20 +47,32 @@ async fn rate_limit_refuses_with_an_accurate_retry_after_and_survives_a_swap() {
     c.result("tools/list", json!({})).await;
 
     // A slower refill (same bucket key) swaps the plugin; the bucket keeps
-    // its level, so the wait is now longer (≥ 3 s at 0.25/s) instead of the
-    // full bucket a lost state would give.
+    // its level, so the wait is now long (at 0.1/s: 10 s minus the time
+    // since the bucket emptied, so ≥ 5 s for anything under 5 s) instead of
+    // the full bucket a lost state would give, or the ≤ 2 s of the old rate.
     let swap = dir.join("limit.tmp");
     std::fs::write(
         &swap,
-        crate::harness::expand(&config(", refill_per_second = 0.25")),
+        crate::harness::expand(&config(", refill_per_second = 0.1")),
     )
     .unwrap();
     std::fs::rename(&swap, &file).unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let r = c.request("tools/call", echo_call()).await;
-    assert_eq!(r.status, 429, "{:?}", r.last());
-    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((3..=4).contains(&wait), "retry-after {wait}");
+    // Until the swap lands the old rate answers (≤ 2 s); a refusal never
+    // spends a token, so polling does not disturb the bucket.
+    let mut wait = 0;
+    for _ in 0..40 {
+        let r = c.request("tools/call", echo_call()).await;
+        assert_eq!(r.status, 429, "the bucket was lost: {:?}", r.last());
+        wait = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        if wait >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        (5..=10).contains(&wait),
+        "retry-after {wait}: the swap did not land"
+    );
     gw.shutdown().await;
 }
 
