@@ -82,7 +82,8 @@ async fn requests_pass_in_order_and_responses_in_reverse() {
         ),
         probe(
             "rejecter",
-            json!({"tag": "x", "request": "reject", "response": "trail",
+            // tools/call only: `initialize` passes the request phase too.
+            json!({"tag": "x", "request": "reject", "response": "trail", "methods": ["tools/call"],
                    "reject": {"code": -32001, "message": "no", "status": 403}})
         ),
         route("/order", &["a", "b"]),
