@@ -22,8 +22,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::switchyard::plugin::handler;
-pub use switchyard::plugin::types;
+pub use self::exports::switchyard::plugin::handler;
+pub use self::switchyard::plugin::types;
 
 /// Request-scoped scratch space of one plugin instance.
 pub type Scratch = Arc<Mutex<HashMap<String, Vec<u8>>>>;
@@ -82,7 +82,7 @@ fn ttl(ms: Option<u64>) -> Option<Duration> {
     ms.map(Duration::from_millis)
 }
 
-impl switchyard::plugin::kv::Host for HostState {
+impl self::switchyard::plugin::kv::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
         self.kv.get(&key)
     }
@@ -111,7 +111,7 @@ impl switchyard::plugin::kv::Host for HostState {
     }
 }
 
-impl switchyard::plugin::scratch::Host for HostState {
+impl self::switchyard::plugin::scratch::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
         let s = self.scratch.as_ref()?;
         s.lock().expect("scratch lock").get(&key).cloned()
@@ -124,14 +124,14 @@ impl switchyard::plugin::scratch::Host for HostState {
     }
 }
 
-impl switchyard::plugin::log::Host for HostState {
+impl self::switchyard::plugin::log::Host for HostState {
     fn log(
         &mut self,
-        level: switchyard::plugin::log::Level,
+        level: self::switchyard::plugin::log::Level,
         message: String,
         fields: Vec<(String, String)>,
     ) {
-        use switchyard::plugin::log::Level;
+        use self::switchyard::plugin::log::Level;
         let plugin = &*self.plugin;
         let fields = FieldList(&fields);
         match level {
@@ -165,7 +165,7 @@ fn labels(plugin: &str, labels: Vec<(String, String)>) -> Vec<metrics::Label> {
         .collect()
 }
 
-impl switchyard::plugin::metrics::Host for HostState {
+impl self::switchyard::plugin::metrics::Host for HostState {
     fn counter_add(&mut self, name: String, delta: u64, l: Vec<(String, String)>) {
         metrics::counter!(format!("switchyard_plugin_{name}"), labels(&self.plugin, l))
             .increment(delta);
@@ -177,7 +177,7 @@ impl switchyard::plugin::metrics::Host for HostState {
     }
 }
 
-impl switchyard::plugin::fetch::Host for HostState {
+impl self::switchyard::plugin::fetch::Host for HostState {
     async fn get(&mut self, url: String) -> Result<String, String> {
         if !self.grants.allows_url(&url) {
             return Err(format!(
@@ -189,4 +189,4 @@ impl switchyard::plugin::fetch::Host for HostState {
     }
 }
 
-impl switchyard::plugin::types::Host for HostState {}
+impl self::switchyard::plugin::types::Host for HostState {}
