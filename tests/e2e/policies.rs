@@ -87,6 +87,7 @@ arguments = [{{ tool = "echo", argument = "message", deny = "(?i)drop\\s+table" 
 builtin_redactions = true
 max_response_bytes = 400
 on_oversize = "truncate"
+validate_arguments = true
 
 [[routes]]
 path = "/mcp"
@@ -118,6 +119,22 @@ plugins = ["guard"]
         .await;
     assert_eq!(r.last()["error"]["code"], -32602);
     assert_eq!(r.last()["error"]["message"], "unknown tool: add");
+
+    // The listed inputSchema is enforced: echo's `message` is a string.
+    let r = c
+        .request(
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": 5}}),
+        )
+        .await;
+    assert!(
+        r.last()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`arguments.message` must be string"),
+        "{:?}",
+        r.last()
+    );
 
     // An argument rule.
     let r = c

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use switchyard_sdk::serde_json::{self, Value};
 use switchyard_sdk::{
     Context, Description, Hooks, Outcome, Params, Plugin, Rejection, RequestDecision,
-    ResponseDecision, codes, glob, log, metrics,
+    ResponseDecision, codes, glob, kv, log, metrics,
 };
 
 /// Allow and deny globs for one kind of item.
@@ -82,6 +82,10 @@ struct Config {
     #[serde(default)]
     builtin_redactions: bool,
     max_response_bytes: Option<usize>,
+    /// Check `tools/call` arguments against the tool's `inputSchema` (as
+    /// the route's last `tools/list` showed it).
+    #[serde(default)]
+    validate_arguments: bool,
     #[serde(default = "truncate")]
     on_oversize: String,
 }
@@ -182,6 +186,10 @@ impl Filter {
         }
         count
     }
+}
+
+fn schema_key(route: &str, tool: &str) -> String {
+    format!("schema|{route}|{tool}")
 }
 
 /// Whether any string in `v` (recursively) satisfies `f`.
@@ -314,7 +322,7 @@ impl Plugin for Filter {
         let mut d = Description::of::<Self>();
         let mut methods: Vec<&str> = Vec::new();
         let c = &self.config;
-        if !c.tools.is_empty() || !self.arguments.is_empty() {
+        if !c.tools.is_empty() || !self.arguments.is_empty() || c.validate_arguments {
             methods.extend(["tools/call", "tools/list"]);
         }
         if !c.prompts.is_empty() {
@@ -357,6 +365,24 @@ impl Plugin for Filter {
             )
             .into();
         }
+        if kind == "tool"
+            && self.config.validate_arguments
+            && let Some(schema) = kv::get(&schema_key(&ctx.route, name))
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
+            let args = params
+                .value()
+                .and_then(|p| p.get("arguments").cloned())
+                .unwrap_or_else(|| Value::Object(Default::default()));
+            if let Err(why) = schema::check(&schema, &args, "arguments") {
+                metrics::counter("filter_refusals_total", 1, &[("reason", "schema")]);
+                return Rejection::new(
+                    codes::INVALID_PARAMS,
+                    format!("the arguments of `{name}` do not match its inputSchema: {why}"),
+                )
+                .into();
+            }
+        }
         RequestDecision::proceed()
     }
 
@@ -372,6 +398,14 @@ impl Plugin for Filter {
             _ => None,
         };
         if let Some((field, key, kind)) = list {
+            if kind == "tool" && self.config.validate_arguments {
+                // Remember each tool's schema for the calls that follow.
+                for tool in result[field].as_array().into_iter().flatten() {
+                    if let (Some(n), Some(s)) = (tool["name"].as_str(), tool.get("inputSchema")) {
+                        kv::set(&schema_key(&ctx.route, n), s.to_string().as_bytes(), None);
+                    }
+                }
+            }
             if let Some(items) = result.get_mut(field).and_then(Value::as_array_mut) {
                 let before = items.len();
                 items.retain(|i| i[key].as_str().is_none_or(|n| self.lists(kind).permits(n)));
@@ -422,6 +456,8 @@ impl Plugin for Filter {
 }
 
 switchyard_sdk::export!(Filter);
+
+mod schema;
 
 #[cfg(test)]
 mod tests;

@@ -149,3 +149,32 @@ fn bad_configs_are_refused() {
         assert!(Harness::<Filter>::new(bad.clone()).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn arguments_are_checked_against_the_listed_schema() {
+    let h = Harness::<Filter>::new(json!({"validate_arguments": true})).unwrap();
+    let args = |v: Value| Params::from_value(&json!({"name": "add", "arguments": v}));
+    // Before any list the schema is unknown: calls pass.
+    assert!(matches!(
+        h.on_request(&call("add"), &args(json!({"a": "x"}))),
+        RequestDecision::Continue(_)
+    ));
+    let list = Outcome::ok(
+        &json!({"tools": [{"name": "add", "inputSchema": {"type": "object",
+        "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}}]}),
+    );
+    h.on_response(&Context::new("tools/list"), &Params::none(), &list);
+    assert!(matches!(
+        h.on_request(&call("add"), &args(json!({"a": 1, "b": 2}))),
+        RequestDecision::Continue(_)
+    ));
+    let r = rejected(h.on_request(&call("add"), &args(json!({"a": "1", "b": 2}))));
+    assert_eq!(r.error.code, codes::INVALID_PARAMS);
+    assert!(
+        r.error.message.contains("`arguments.a` must be number"),
+        "{}",
+        r.error.message
+    );
+    let r = rejected(h.on_request(&call("add"), &args(json!({"a": 1}))));
+    assert!(r.error.message.contains("`arguments.b` is required"));
+}
