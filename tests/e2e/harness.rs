@@ -152,23 +152,18 @@ pub fn test_plugins() -> std::path::PathBuf {
         let target = exe.ancestors().nth(3).unwrap().to_path_buf();
         let target_dir = target.join("wasm");
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .current_dir(root)
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .args([
-                "-p",
-                "switchyard-test-probe",
-                "-p",
-                "switchyard-test-hostile",
-            ])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the test plugins failed");
+        cargo_build_wasm(
+            &target_dir,
+            |c| {
+                c.current_dir(root).args([
+                    "-p",
+                    "switchyard-test-probe",
+                    "-p",
+                    "switchyard-test-hostile",
+                ])
+            },
+            "the test plugins",
+        );
         let out = target_dir.join("wasm32-wasip2").join("release");
         let dir = target.join("test-plugins");
         std::fs::create_dir_all(&dir).unwrap();
@@ -184,32 +179,38 @@ pub fn test_plugins() -> std::path::PathBuf {
     .clone()
 }
 
+/// `cargo build --release --target wasm32-wasip2 --target-dir TARGET_DIR`
+/// plus what `select` adds (packages or a manifest), without the host's
+/// flags; panics naming `what` if it fails.
+fn cargo_build_wasm(
+    target_dir: &Path,
+    select: impl FnOnce(&mut std::process::Command) -> &mut std::process::Command,
+    what: &str,
+) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--release", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let status = select(&mut cmd).status().expect("cargo runs");
+    assert!(status.success(), "building {what} failed");
+}
+
 /// Builds a standalone plugin crate (its own workspace: the stamp example or
 /// a `plugin new` scaffold) for `wasm32-wasip2`, release, into a target
 /// folder those crates share, and returns the component.
 pub fn build_standalone(manifest_dir: &Path) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target_dir = exe.ancestors().nth(3).unwrap().join("wasm-standalone");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(manifest_dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "building {} failed",
-        manifest_dir.display()
+    cargo_build_wasm(
+        &target_dir,
+        |c| {
+            c.arg("--manifest-path")
+                .arg(manifest_dir.join("Cargo.toml"))
+        },
+        &manifest_dir.display().to_string(),
     );
     let manifest = std::fs::read_to_string(manifest_dir.join("Cargo.toml")).unwrap();
     let name = manifest

@@ -88,7 +88,7 @@ impl Plugins {
                     next.loaded.insert(spec.name.clone(), Arc::clone(old));
                 }
                 _ => {
-                    let loaded = self.load_bytes(spec.clone(), bytes).await?;
+                    let loaded = self.load_bytes(spec.clone(), bytes, digest).await?;
                     next.loaded.insert(spec.name.clone(), Arc::new(loaded));
                     changed.push(spec.name.clone());
                 }
@@ -139,10 +139,16 @@ impl Plugins {
     /// earlier version of it).
     pub async fn load_one(&self, spec: PluginSpec) -> Result<Loaded, LoadError> {
         let bytes = self.read(&spec)?;
-        self.load_bytes(spec, bytes).await
+        let digest = digest(&bytes);
+        self.load_bytes(spec, bytes, digest).await
     }
 
-    async fn load_bytes(&self, spec: PluginSpec, bytes: Arc<[u8]>) -> Result<Loaded, LoadError> {
+    async fn load_bytes(
+        &self,
+        spec: PluginSpec,
+        bytes: Arc<[u8]>,
+        digest: [u8; 32],
+    ) -> Result<Loaded, LoadError> {
         let fail = |reason: String| LoadError {
             plugin: spec.name.clone(),
             component: spec.component.clone(),
@@ -150,7 +156,6 @@ impl Plugins {
         };
         let engine = engine::shared().map_err(|e| fail(e.to_string()))?;
         let kv = self.kv.namespace(spec.name.as_str());
-        let digest = digest(&bytes);
         Loaded::load(
             &engine,
             spec.clone(),
