@@ -14,16 +14,26 @@
 //! | [`plugin`] | the plugin chain (the seam the plugin platform fills) |
 //! | [`upstream`] | child processes and HTTP clients, era detection, id mapping |
 //! | [`pipeline`] | where route, plugins and upstreams meet: dispatch and aggregation |
+//! | [`admin`] | the admin API, on its own listener (off unless a token is set) |
+//! | [`stdio_front`] | `switchyard stdio`: a route over the process's stdin/stdout |
+//! | [`telemetry`] | Prometheus metrics (`/metrics`), request and plugin timings |
+//! | [`ctl`] | off the request path: `switchyard health` / `tools` ask a running gateway |
+//! | [`import`] | off the request path: other tools' server lists → Switchyard TOML (`switchyard import`) |
 //!
 //! `route`, `plugin` and `upstream` never import each other; `pipeline`
 //! joins them. The entry point is [`run`], testable on `127.0.0.1:0`.
 
+pub mod admin;
 pub mod config;
+pub mod ctl;
+pub mod import;
 pub mod mcp;
 pub mod pipeline;
 pub mod plugin;
 pub mod route;
 pub mod server;
+pub mod stdio_front;
+pub mod telemetry;
 pub mod upstream;
 
 mod reload;
@@ -54,21 +64,59 @@ pub async fn run(
 }
 
 /// [`run`] with plugins already loaded (the binary loads them before it
-/// binds the port, so that a bad plugin is a configuration error).
+/// binds the port, so that a bad plugin is a configuration error). The
+/// admin API, when configured, binds `[admin] listen`.
 pub async fn run_with(
     config: Config,
     plugins: Plugins,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let admin = match &config.admin {
+        Some(a) => Some(
+            TcpListener::bind(a.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("admin API: cannot listen on {}: {e}", a.listen))?,
+        ),
+        None => None,
+    };
+    run_with_admin(config, plugins, listener, admin, shutdown).await
+}
+
+/// [`run_with`] with the admin API's listener given (tests bind
+/// `127.0.0.1:0`); ignored unless `[admin]` is configured.
+pub async fn run_with_admin(
+    config: Config,
+    plugins: Plugins,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
+    if config.telemetry.metrics {
+        telemetry::init_metrics();
+    }
     let upstreams = Upstreams::start(&config.upstreams);
     let gateway = Gateway::new(&config, Arc::clone(&upstreams), plugins);
     if let Some(path) = config.source.clone() {
         reload::spawn(path, Arc::clone(&gateway));
     }
     let stop = CancellationToken::new();
-    let state = ServerState::new(gateway, config.server.clone(), local, stop.clone());
+    if let (Some(settings), Some(listener)) = (config.admin.clone(), admin) {
+        let (gateway, stop) = (Arc::clone(&gateway), stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) = admin::serve(gateway, settings, listener, stop).await {
+                tracing::error!(error = %e, "admin API stopped");
+            }
+        });
+    }
+    let state = ServerState::new(
+        gateway,
+        config.server.clone(),
+        config.telemetry.metrics,
+        local,
+        stop.clone(),
+    );
     server::spawn_session_reaper(Arc::clone(&state));
     let app = server::router(Arc::clone(&state));
     tracing::info!(%local, routes = ?state.gateway.route_paths(), "switchyard listening");

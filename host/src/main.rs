@@ -12,6 +12,9 @@ mod scaffold;
 /// Exit status for a configuration that does not validate (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
+/// Exit status when a running gateway cannot be reached (EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+
 /// Where `serve` looks for a configuration when none is given.
 const DEFAULT_CONFIG: &str = "config/switchyard.toml";
 
@@ -52,6 +55,52 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Serve the configuration's route over this process's stdin/stdout
+    /// (for clients that only launch stdio servers). Logs go to stderr.
+    Stdio {
+        #[arg(long)]
+        config: PathBuf,
+        /// The route to serve (default: the first configured).
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// Ask a running gateway for its health; exit 0 when every upstream is
+    /// ready (or idle), 1 otherwise, 69 when it cannot be reached.
+    Health {
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+    /// List the tools a running gateway's route exposes.
+    Tools {
+        /// The route's URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/mcp")]
+        url: String,
+        /// An extra request header, `Name: value` (repeatable), e.g. for auth.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// Print the tools as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn another tool's MCP server list into a Switchyard configuration.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Claude Desktop's `claude_desktop_config.json` (`mcpServers`): one
+    /// upstream per enabled server, all on `/mcp`. Notes go to stderr.
+    ClaudeDesktop {
+        /// The JSON file to read.
+        path: PathBuf,
+        /// Write the TOML here instead of stdout (replacing the file).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -96,7 +145,6 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => {
-            init_logging();
             let path = config
                 .or_else(|| std::env::var_os("SWITCHYARD_CONFIG").map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
@@ -107,6 +155,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            init_logging(config.telemetry.log_format);
             let rt = runtime();
             // Plugins load before the port binds: a plugin that does not
             // compile or refuses its config is a configuration error.
@@ -160,8 +209,103 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Import {
+            command: ImportCommand::ClaudeDesktop { path, out },
+        } => import_claude_desktop(&path, out.as_deref()),
+        Command::Stdio {
+            config: path,
+            route,
+        } => {
+            let config = match switchyard::config::load(Some(&path)) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            init_logging(config.telemetry.log_format);
+            let rt = runtime();
+            let plugins = match rt.block_on(switchyard::plugin::Plugins::load(&config.plugins)) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let served = rt.block_on(switchyard::stdio_front::serve(
+                config,
+                plugins,
+                route.as_deref(),
+                tokio::io::stdin(),
+                tokio::io::stdout(),
+            ));
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("switchyard stdio: {e:#}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
+        Command::Health { url } => match runtime().block_on(switchyard::ctl::health(&url)) {
+            Ok(report) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+                if switchyard::ctl::healthy(&report) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("switchyard health: {e}");
+                ExitCode::from(EXIT_UNAVAILABLE)
+            }
+        },
+        Command::Tools { url, headers, json } => {
+            let mut pairs = Vec::new();
+            for h in &headers {
+                match h.split_once(':') {
+                    Some((k, v)) => pairs.push((k.trim().to_owned(), v.trim().to_owned())),
+                    None => {
+                        eprintln!("switchyard tools: `{h}` is not a `Name: value` header");
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                }
+            }
+            match runtime().block_on(switchyard::ctl::tools(&url, &pairs)) {
+                Ok(tools) if json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&tools).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(tools) => {
+                    let width = tools
+                        .iter()
+                        .filter_map(|t| t["name"].as_str())
+                        .map(str::len)
+                        .max()
+                        .unwrap_or(0);
+                    for t in &tools {
+                        let name = t["name"].as_str().unwrap_or("?");
+                        let desc = t["description"].as_str().unwrap_or("");
+                        let first = desc.lines().next().unwrap_or("");
+                        println!("{name:width$}  {first}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("switchyard tools: {e}");
+                    ExitCode::from(EXIT_UNAVAILABLE)
+                }
+            }
+        }
         Command::Demo { args } => {
-            init_logging();
+            init_logging(switchyard::config::LogFormat::Text);
             let opts = match switchyard_demo::parse_args(args.into_iter()) {
                 Ok(o) => o,
                 Err(e) => {
@@ -177,6 +321,35 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `import claude-desktop`: the TOML to stdout or `out`, notes to stderr;
+/// input that cannot be imported exits 64 naming the file and the server.
+fn import_claude_desktop(path: &std::path::Path, out: Option<&std::path::Path>) -> ExitCode {
+    use std::io::Write;
+    let imported = match switchyard::import::claude_desktop_file(path) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("switchyard import: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for note in &imported.notes {
+        eprintln!("switchyard import: {note}");
+    }
+    let written = match out {
+        Some(o) => std::fs::write(o, &imported.toml).map_err(|e| (o.display().to_string(), e)),
+        None => std::io::stdout()
+            .write_all(imported.toml.as_bytes())
+            .map_err(|e| ("stdout".to_owned(), e)),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((to, e)) => {
+            eprintln!("switchyard import: cannot write {to}: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -227,16 +400,21 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`), and
-/// `SWITCHYARD_LOG_FORMAT=json` switches to JSON lines.
-fn init_logging() {
+/// Logs to stderr; `RUST_LOG` filters (default `info`); `[telemetry]
+/// log_format` (or `SWITCHYARD_LOG_FORMAT`) picks text or JSON lines.
+fn init_logging(format: switchyard::config::LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a terminal: piped logs stay plain text for tools.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|v| v == "json") {
+    let json = match std::env::var("SWITCHYARD_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => format == switchyard::config::LogFormat::Json,
+    };
+    if json {
         builder.json().init();
     } else {
         builder.init();

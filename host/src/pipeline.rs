@@ -303,27 +303,53 @@ fn header_params_of(tool: &Value) -> Vec<HeaderParam> {
         .collect()
 }
 
-/// Per-route runtime state.
+/// Per-route runtime state. Kept after its route is removed, so that
+/// requests still running on it finish with their chain (a path re-added
+/// later gets it back).
 struct RouteState {
     index: Mutex<NameIndex>,
     /// Resource URI → number of client subscriptions through this route, so
     /// the shared upstream is subscribed once and unsubscribed last.
     subscriptions: Mutex<HashMap<String, usize>>,
     changes: broadcast::Sender<Value>,
+    /// The route's plugin chain, swappable while serving: a request holds
+    /// the chain it started with.
+    chain: Arc<ArcSwap<Chain>>,
+    /// The tasks forwarding each upstream's change notifications here.
+    forwarders: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl RouteState {
+    fn new(chain: Chain) -> Arc<Self> {
+        Arc::new(Self {
+            index: Mutex::new(NameIndex::default()),
+            subscriptions: Mutex::new(HashMap::new()),
+            changes: broadcast::channel(ROUTE_CHANGE_BUFFER).0,
+            chain: Arc::new(ArcSwap::from_pointee(chain)),
+            forwarders: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Forgets what was learnt from the upstreams' lists.
+    fn forget_lists(&self) {
+        let mut index = self.index.lock().expect("index lock");
+        index.header_params.clear();
+        index.tools_listed = false;
+    }
 }
 
 /// The joined runtime (see the module docs).
 pub struct Gateway {
     upstreams: Arc<Upstreams>,
     routes: Routes,
-    states: HashMap<String, Arc<RouteState>>,
-    /// Each route's plugin chain, swappable while serving: a request holds
-    /// the chain it started with.
-    chains: HashMap<String, Arc<ArcSwap<Chain>>>,
+    /// Each route path's state (see [`RouteState`]).
+    states: std::sync::RwLock<HashMap<String, Arc<RouteState>>>,
     /// Suspended upstream calls waiting for a modern client's input.
     bridge: Arc<Bridge>,
-    /// The loaded plugin instances; locked only by a reload (one at a time).
+    /// The loaded plugin instances; locked by a reconfiguration (one at a time).
     plugins: tokio::sync::Mutex<Plugins>,
+    /// The configuration in force.
+    config: Mutex<Config>,
 }
 
 /// The owned part of a request's [`Facts`].
@@ -349,13 +375,30 @@ impl Known {
     }
 }
 
-/// What a plugin reload changed.
+/// What a reconfiguration changed.
 #[derive(Debug, Default)]
-pub struct Reloaded {
+pub struct Reconfigured {
     /// Plugin instances loaded anew (or removed).
     pub plugins: Vec<crate::config::PluginName>,
-    /// Routes whose chain was swapped.
+    /// Routes added, or whose upstreams or chain changed.
     pub routes: Vec<String>,
+    pub routes_removed: Vec<String>,
+    pub upstreams_added: Vec<String>,
+    /// Restarted with their new configuration.
+    pub upstreams_changed: Vec<String>,
+    /// Drained and stopped.
+    pub upstreams_removed: Vec<String>,
+}
+
+impl Reconfigured {
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+            && self.routes.is_empty()
+            && self.routes_removed.is_empty()
+            && self.upstreams_added.is_empty()
+            && self.upstreams_changed.is_empty()
+            && self.upstreams_removed.is_empty()
+    }
 }
 
 impl Gateway {
@@ -363,67 +406,6 @@ impl Gateway {
     /// forwarding each upstream's change notifications to its routes.
     pub fn new(config: &Config, upstreams: Arc<Upstreams>, plugins: Plugins) -> Arc<Self> {
         let table = RouteTable::new(&config.routes);
-        let mut states = HashMap::new();
-        let mut chains = HashMap::new();
-        for route in table.iter() {
-            let (tx, _) = broadcast::channel(ROUTE_CHANGE_BUFFER);
-            let state = Arc::new(RouteState {
-                index: Mutex::new(NameIndex::default()),
-                subscriptions: Mutex::new(HashMap::new()),
-                changes: tx,
-            });
-            let chain = Arc::new(ArcSwap::from_pointee(plugins.chain(&route.plugins)));
-            for name in &route.upstreams {
-                let Some(up) = upstreams.get(name) else {
-                    continue;
-                };
-                let mut rx = up.subscribe_changes();
-                let state = Arc::clone(&state);
-                let chain = Arc::clone(&chain);
-                let path = route.path.clone();
-                let name = name.clone();
-                tokio::spawn(async move {
-                    loop {
-                        match rx.recv().await {
-                            Ok(mut msg) => {
-                                if msg["method"] == "notifications/tools/list_changed" {
-                                    // Tool definitions may have changed: learn
-                                    // mirrored parameters afresh.
-                                    let mut index = state.index.lock().expect("index lock");
-                                    index.header_params.clear();
-                                    index.tools_listed = false;
-                                }
-                                // The chain's notification phase: plugins may
-                                // rewrite or drop it (and caches invalidate).
-                                let chain = chain.load_full();
-                                let method = msg["method"].as_str().unwrap_or_default().to_owned();
-                                if chain.wants_notification(&method) {
-                                    let params = msg.get("params").cloned();
-                                    match chain
-                                        .on_notification(
-                                            path.as_str(),
-                                            Some(name.as_str()),
-                                            &method,
-                                            params,
-                                        )
-                                        .await
-                                    {
-                                        None => continue,
-                                        Some(Some(p)) => msg["params"] = p,
-                                        Some(None) => {}
-                                    }
-                                }
-                                let _ = state.changes.send(msg);
-                            }
-                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(broadcast::error::RecvError::Closed) => break,
-                        }
-                    }
-                });
-            }
-            states.insert(route.path.as_str().to_owned(), state);
-            chains.insert(route.path.as_str().to_owned(), chain);
-        }
         let bridge = Arc::new(Bridge::default());
         let sweeper = Arc::downgrade(&bridge);
         tokio::spawn(async move {
@@ -435,44 +417,176 @@ impl Gateway {
                 }
             }
         });
-        Arc::new(Self {
+        let mut states = HashMap::new();
+        for route in table.iter() {
+            states.insert(
+                route.path.as_str().to_owned(),
+                RouteState::new(plugins.chain(&route.plugins)),
+            );
+        }
+        let gateway = Arc::new(Self {
             upstreams,
-            routes: Routes::new(table),
-            states,
-            chains,
+            routes: Routes::new(RouteTable::default()),
+            states: std::sync::RwLock::new(states),
             bridge,
             plugins: tokio::sync::Mutex::new(plugins),
-        })
+            config: Mutex::new(config.clone()),
+        });
+        for route in table.iter() {
+            gateway.wire(&gateway.state(route), route);
+        }
+        gateway.routes.swap(table);
+        gateway
     }
 
-    /// Applies the plugin part of a new configuration: changed components
-    /// and configs are loaded (compiled off the request path), then each
-    /// route whose chain changed gets the new one in one atomic store.
-    /// Requests already running finish on the chain they started with. If
-    /// any plugin fails to load, nothing changes.
-    ///
-    /// Routes and upstreams are not changed here: a route that is new or
-    /// gone is reported in the log and needs a restart.
-    pub async fn reload_plugins(&self, config: &Config) -> Result<Reloaded, LoadError> {
-        let mut current = self.plugins.lock().await;
-        let (next, changed) = current.reload(&config.plugins).await?;
-        let mut routes = Vec::new();
-        for spec in &config.routes {
-            let Some(slot) = self.chains.get(spec.path.as_str()) else {
-                tracing::warn!(route = %spec.path, "a new route needs a restart; its plugins are loaded but not served");
+    /// (Re)starts the tasks that carry each of the route's upstreams'
+    /// change notifications (`list_changed`, `resources/updated`) through
+    /// the chain's notification phase to the route's listeners.
+    fn wire(&self, state: &Arc<RouteState>, route: &Route) {
+        let mut forwarders = state.forwarders.lock().expect("forwarders lock");
+        for f in forwarders.drain(..) {
+            f.abort();
+        }
+        for name in &route.upstreams {
+            let Some(up) = self.upstreams.get(name) else {
                 continue;
             };
-            let chain = next.chain(&spec.plugins);
-            if !chain.same_as(&slot.load()) {
-                slot.store(Arc::new(chain));
-                routes.push(spec.path.as_str().to_owned());
+            let mut rx = up.subscribe_changes();
+            let state = Arc::clone(state);
+            let path = route.path.clone();
+            let name = name.clone();
+            let task = tokio::spawn(async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(mut msg) => {
+                            if msg["method"] == "notifications/tools/list_changed" {
+                                // Tool definitions may have changed: learn
+                                // mirrored parameters afresh.
+                                state.forget_lists();
+                            }
+                            // The chain's notification phase: plugins may
+                            // rewrite or drop it (and caches invalidate).
+                            let chain = state.chain.load_full();
+                            let method = msg["method"].as_str().unwrap_or_default().to_owned();
+                            if chain.wants_notification(&method) {
+                                let params = msg.get("params").cloned();
+                                match chain
+                                    .on_notification(
+                                        path.as_str(),
+                                        Some(name.as_str()),
+                                        &method,
+                                        params,
+                                    )
+                                    .await
+                                {
+                                    None => continue,
+                                    Some(Some(p)) => msg["params"] = p,
+                                    Some(None) => {}
+                                }
+                            }
+                            let _ = state.changes.send(msg);
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+            forwarders.push(task.abort_handle());
+        }
+    }
+
+    /// Applies a new configuration by difference: changed plugins are
+    /// loaded (off the request path), new upstreams start, changed ones
+    /// restart once their calls drain, untouched ones keep running with
+    /// their sessions; the route table is swapped in one atomic store; then
+    /// removed upstreams drain and stop. Requests already running finish on
+    /// the route and chain they started with. If a plugin fails to load,
+    /// nothing changes. `[server]` settings need a restart.
+    pub async fn apply(&self, config: &Config) -> Result<Reconfigured, LoadError> {
+        let mut current = self.plugins.lock().await;
+        let (next, changed_plugins) = current.reload(&config.plugins).await?;
+        let mut done = Reconfigured {
+            plugins: changed_plugins,
+            ..Reconfigured::default()
+        };
+        let mut restarted = Vec::new();
+        for spec in &config.upstreams {
+            match self.upstreams.apply(spec.clone()) {
+                upstream::Applied::Added => done.upstreams_added.push(spec.name.to_string()),
+                upstream::Applied::Changed => {
+                    done.upstreams_changed.push(spec.name.to_string());
+                    restarted.push(spec.name.clone());
+                }
+                upstream::Applied::Unchanged => {}
             }
         }
+        let table = RouteTable::new(&config.routes);
+        for route in table.iter() {
+            let path = route.path.as_str();
+            let state = self.states.read().expect("states lock").get(path).cloned();
+            let state = state.unwrap_or_else(|| {
+                let s = RouteState::new(next.chain(&route.plugins));
+                self.states
+                    .write()
+                    .expect("states lock")
+                    .insert(path.to_owned(), Arc::clone(&s));
+                s
+            });
+            let previous = self.routes.lookup(path);
+            let mut changed = false;
+            let chain = next.chain(&route.plugins);
+            if !chain.same_as(&state.chain.load()) {
+                state.chain.store(Arc::new(chain));
+                changed = true;
+            }
+            if previous
+                .as_ref()
+                .is_none_or(|p| p.upstreams != route.upstreams)
+            {
+                state.forget_lists();
+                self.wire(&state, route);
+                changed = true;
+            } else if route.upstreams.iter().any(|u| restarted.contains(u)) {
+                state.forget_lists();
+            }
+            if changed {
+                done.routes.push(path.to_owned());
+            }
+        }
+        for old in self.routes.current().iter() {
+            if table.get(old.path.as_str()).is_none() {
+                done.routes_removed.push(old.path.to_string());
+                if let Some(s) = self
+                    .states
+                    .read()
+                    .expect("states lock")
+                    .get(old.path.as_str())
+                {
+                    for f in s.forwarders.lock().expect("forwarders lock").drain(..) {
+                        f.abort();
+                    }
+                }
+            }
+        }
+        self.routes.swap(table);
+        for up in self.upstreams.all() {
+            if config.upstream(up.name()).is_none() {
+                self.upstreams.remove(up.name());
+                done.upstreams_removed.push(up.name().to_string());
+            }
+        }
+        let mut in_force = self.config.lock().expect("config lock");
+        if in_force.server != config.server {
+            tracing::warn!("[server] settings changed: they take effect at the next restart");
+        }
+        *in_force = config.clone();
         *current = next;
-        Ok(Reloaded {
-            plugins: changed,
-            routes,
-        })
+        Ok(done)
+    }
+
+    /// The configuration in force (after the last reconfiguration).
+    pub fn config(&self) -> Config {
+        self.config.lock().expect("config lock").clone()
     }
 
     /// The document the route's chain serves at `/.well-known/{name}{route}`.
@@ -503,8 +617,15 @@ impl Gateway {
             .collect()
     }
 
-    fn state(&self, route: &Route) -> &Arc<RouteState> {
-        &self.states[route.path.as_str()]
+    fn state(&self, route: &Route) -> Arc<RouteState> {
+        let states = self.states.read().expect("states lock");
+        match states.get(route.path.as_str()) {
+            Some(s) => Arc::clone(s),
+            // Unreachable: a route's state is made before the route is
+            // published, and never dropped. A detached empty state (no
+            // plugins, no listeners) is the answer that cannot panic.
+            None => RouteState::new(Chain::default()),
+        }
     }
 
     /// The route's change notifications (`list_changed`, `resources/updated`)
@@ -513,7 +634,7 @@ impl Gateway {
         self.state(route).changes.subscribe()
     }
 
-    fn upstream(&self, name: &UpstreamName) -> Result<&Arc<Upstream>, Failure> {
+    fn upstream(&self, name: &UpstreamName) -> Result<Arc<Upstream>, Failure> {
         self.upstreams.get(name).ok_or_else(|| {
             Failure::upstream(RpcError::new(
                 code::INTERNAL_ERROR,
@@ -552,12 +673,41 @@ impl Gateway {
 
     /// The route's current chain.
     fn chain(&self, route: &Route) -> Arc<Chain> {
-        self.chains[route.path.as_str()].load_full()
+        self.state(route).chain.load_full()
     }
 
     /// Serves one client request on `route`: the chain's request phase, the
     /// upstream, the response phase (see `plugin::chain` for the order rule).
     pub async fn handle(
+        &self,
+        route: &Route,
+        ctx: &ClientCtx,
+        method: &str,
+        params: Option<Value>,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
+        let started = std::time::Instant::now();
+        let upstream = self.upstream_of(route, method, params.as_ref());
+        let result = self.handle_inner(route, ctx, method, params, sink).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(f) => match f.side {
+                Side::Client => "client_error",
+                Side::Plugin => "rejected",
+                Side::Upstream => "upstream_error",
+            },
+        };
+        crate::telemetry::record_request(
+            route.path.as_str(),
+            upstream.as_ref().map(UpstreamName::as_str),
+            method,
+            outcome,
+            started.elapsed(),
+        );
+        result
+    }
+
+    async fn handle_inner(
         &self,
         route: &Route,
         ctx: &ClientCtx,
@@ -788,7 +938,7 @@ impl Gateway {
                     };
                     let Some(info) = up.info() else { continue };
                     if info.era == Era::Legacy && info.capabilities.get("logging").is_some() {
-                        let _ = self.forward(up, ctx, method, params.clone(), sink).await;
+                        let _ = self.forward(&up, ctx, method, params.clone(), sink).await;
                     }
                 }
                 Ok(json!({}))
@@ -824,7 +974,7 @@ impl Gateway {
                 let (up, original) = self.resolve_name(route, kind, &name)?;
                 params["name"] = original.into();
                 let up = self.upstream(&up)?;
-                self.forward(up, ctx, method, Some(params), sink).await
+                self.forward(&up, ctx, method, Some(params), sink).await
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 let Some(uri) = params
@@ -853,7 +1003,7 @@ impl Gateway {
                         let (up, original) = self.resolve_name(route, ListKind::Prompts, name)?;
                         params["ref"]["name"] = original.into();
                         let up = self.upstream(&up)?;
-                        self.forward(up, ctx, method, Some(params), sink).await
+                        self.forward(&up, ctx, method, Some(params), sink).await
                     }
                     Some("ref/resource") => {
                         let uri = r
@@ -873,7 +1023,7 @@ impl Gateway {
             _ if !route.aggregates() => {
                 // One upstream: pass unknown methods through (extensions).
                 let up = self.upstream(&route.upstreams[0])?;
-                self.forward(up, ctx, method, params, sink).await
+                self.forward(&up, ctx, method, params, sink).await
             }
             _ => Err(Failure::client(
                 code::METHOD_NOT_FOUND,
@@ -887,7 +1037,8 @@ impl Gateway {
         let Some(tools) = result.get("tools").and_then(Value::as_array) else {
             return;
         };
-        let mut index = self.state(route).index.lock().expect("index lock");
+        let state = self.state(route);
+        let mut index = state.index.lock().expect("index lock");
         for tool in tools {
             if let Some(name) = tool.get("name").and_then(Value::as_str) {
                 index
@@ -903,37 +1054,49 @@ impl Gateway {
     /// listing first is validated too.
     pub async fn header_params(&self, route: &Route, name: &str) -> Vec<HeaderParam> {
         let listed = {
-            let index = self.state(route).index.lock().expect("index lock");
+            let state = self.state(route);
+            let index = state.index.lock().expect("index lock");
             if let Some(params) = index.header_params.get(name) {
                 return params.clone();
             }
             index.tools_listed
         };
         if !listed {
-            let ctx = ClientCtx::gateway();
-            let (sink, _) = mpsc::unbounded_channel();
-            let mut cursor: Option<String> = None;
-            for _ in 0..100 {
-                let params = cursor.as_ref().map(|c| json!({"cursor": c}));
-                let Ok(page) = self
-                    .list(route, &ctx, ListKind::Tools, "tools/list", params, &sink)
-                    .await
-                else {
-                    break;
-                };
-                match page.get("nextCursor").and_then(Value::as_str) {
-                    Some(c) => cursor = Some(c.to_owned()),
-                    None => break,
-                }
-            }
+            // Listing learns the parameters (see `remember_header_params`).
+            let _ = self.tools(route).await;
             self.state(route)
                 .index
                 .lock()
                 .expect("index lock")
                 .tools_listed = true;
         }
-        let index = self.state(route).index.lock().expect("index lock");
+        let state = self.state(route);
+        let index = state.index.lock().expect("index lock");
         index.header_params.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Every tool the route exposes (all pages), as the gateway itself sees
+    /// them: no plugin runs (the admin API and the CLI show the whole set).
+    pub async fn tools(&self, route: &Route) -> Result<Vec<Value>, RpcError> {
+        let ctx = ClientCtx::gateway();
+        let (sink, _) = mpsc::unbounded_channel();
+        let mut cursor: Option<String> = None;
+        let mut tools = Vec::new();
+        for _ in 0..100 {
+            let params = cursor.as_ref().map(|c| json!({"cursor": c}));
+            let mut page = self
+                .list(route, &ctx, ListKind::Tools, "tools/list", params, &sink)
+                .await
+                .map_err(|f| f.error)?;
+            if let Some(Value::Array(t)) = page.get_mut("tools").map(Value::take) {
+                tools.extend(t);
+            }
+            match page.get("nextCursor").and_then(Value::as_str) {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        Ok(tools)
     }
 
     /// Sends one request to one upstream and relays what comes back.
@@ -958,7 +1121,7 @@ impl Gateway {
                 method,
                 adapt_params(params, ctx, &live.info),
                 ctx.caller(),
-                up.spec.timeout,
+                up.timeout(),
             )
             .map_err(Failure::upstream)?;
         let mut result = self.relay(call, up.name().as_str(), ctx, sink).await?;
@@ -970,7 +1133,7 @@ impl Gateway {
                 return Ok(result);
             }
             let mut p = original.clone();
-            p["inputResponses"] = ask_legacy_client(&result, ctx, sink, up.spec.timeout).await?;
+            p["inputResponses"] = ask_legacy_client(&result, ctx, sink, up.timeout()).await?;
             if let Some(state) = result.get("requestState") {
                 p["requestState"] = state.clone();
             }
@@ -980,7 +1143,7 @@ impl Gateway {
                     method,
                     adapt_params(Some(p), ctx, &live.info),
                     ctx.caller(),
-                    up.spec.timeout,
+                    up.timeout(),
                 )
                 .map_err(Failure::upstream)?;
             result = self.relay(call, up.name().as_str(), ctx, sink).await?;
@@ -1089,7 +1252,8 @@ impl Gateway {
         if !route.aggregates() {
             return Ok((route.upstreams[0].clone(), name.to_owned()));
         }
-        let index = self.state(route).index.lock().expect("index lock");
+        let state = self.state(route);
+        let index = state.index.lock().expect("index lock");
         let map = if kind == ListKind::Tools {
             &index.tools
         } else {
@@ -1120,7 +1284,8 @@ impl Gateway {
         if !route.aggregates() {
             return route.upstreams.clone();
         }
-        let index = self.state(route).index.lock().expect("index lock");
+        let state = self.state(route);
+        let index = state.index.lock().expect("index lock");
         if let Some(owner) = index.resources.get(uri) {
             return vec![owner.clone()];
         }
@@ -1174,7 +1339,7 @@ impl Gateway {
                 up.watch_resource(uri, method == "resources/subscribe");
                 return Ok(json!({}));
             }
-            match self.forward(up, ctx, method, params.clone(), sink).await {
+            match self.forward(&up, ctx, method, params.clone(), sink).await {
                 Err(f)
                     if candidates.len() > 1
                         && matches!(
@@ -1203,7 +1368,8 @@ impl Gateway {
         sink: &Sink,
     ) -> Result<Value, Failure> {
         let first = {
-            let mut subs = self.state(route).subscriptions.lock().expect("subs lock");
+            let state = self.state(route);
+            let mut subs = state.subscriptions.lock().expect("subs lock");
             let n = subs.entry(uri.to_owned()).or_insert(0);
             *n += 1;
             *n == 1
@@ -1215,7 +1381,8 @@ impl Gateway {
             .by_uri(route, ctx, "resources/subscribe", uri, params, sink)
             .await;
         if r.is_err() {
-            let mut subs = self.state(route).subscriptions.lock().expect("subs lock");
+            let state = self.state(route);
+            let mut subs = state.subscriptions.lock().expect("subs lock");
             subs.remove(uri);
         }
         r
@@ -1225,7 +1392,8 @@ impl Gateway {
     /// upstream when the last one goes.
     pub async fn release(&self, route: &Route, uris: &[String]) {
         let last: Vec<String> = {
-            let mut subs = self.state(route).subscriptions.lock().expect("subs lock");
+            let state = self.state(route);
+            let mut subs = state.subscriptions.lock().expect("subs lock");
             uris.iter()
                 .filter(|u| match subs.get_mut(u.as_str()) {
                     Some(n) if *n > 1 => {
@@ -1267,7 +1435,7 @@ impl Gateway {
     ) -> Result<Value, Failure> {
         if !route.aggregates() {
             let up = self.upstream(&route.upstreams[0])?;
-            let result = self.forward(up, ctx, method, params, sink).await?;
+            let result = self.forward(&up, ctx, method, params, sink).await?;
             if kind == ListKind::Tools {
                 self.remember_header_params(route, &result);
             }
@@ -1310,7 +1478,9 @@ impl Gateway {
                 if live.info.capabilities.get(kind.capability()).is_none() {
                     return Ok(None);
                 }
-                self.forward(up, ctx, method, Some(p), sink).await.map(Some)
+                self.forward(&up, ctx, method, Some(p), sink)
+                    .await
+                    .map(Some)
             }
         });
         let results = futures_util::future::join_all(calls).await;

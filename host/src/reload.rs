@@ -1,9 +1,10 @@
-//! Hot swap: the gateway watches its config file and every plugin component
-//! file, and reloads the plugins when one changes (or on `SIGHUP`).
+//! Live reconfiguration: the gateway watches its config file (and the admin
+//! API's state file beside it) and every plugin component file, and applies
+//! what changed (or everything, on `SIGHUP`).
 //!
 //! A change is debounced (editors write a file in several steps), the config
-//! is loaded and validated again, and [`Gateway::reload_plugins`] swaps what
-//! changed. A file that does not validate, or a plugin that does not load,
+//! is loaded and validated again, and [`Gateway::apply`] changes only what
+//! differs: plugins, upstreams, routes. A file that does not validate, or a plugin that does not load,
 //! changes nothing: the reason is logged and the running version serves on.
 
 use std::path::{Path, PathBuf};
@@ -77,7 +78,7 @@ async fn watch(config_path: PathBuf, gateway: Arc<Gateway>) -> notify::Result<()
         dirs = next;
         *files.lock().expect("watched files lock") = want;
     };
-    rewatch(&mut watcher, gateway.plugin_files().await);
+    rewatch(&mut watcher, watched_files(&gateway).await);
 
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -99,7 +100,7 @@ async fn watch(config_path: PathBuf, gateway: Arc<Gateway>) -> notify::Result<()
         while rx.try_recv().is_ok() {}
         let why = if forced { "SIGHUP" } else { "a file changed" };
         reload(&config_path, &gateway, why).await;
-        rewatch(&mut watcher, gateway.plugin_files().await);
+        rewatch(&mut watcher, watched_files(&gateway).await);
     }
 }
 
@@ -113,21 +114,34 @@ pub async fn reload(config_path: &Path, gateway: &Gateway, why: &str) {
             return;
         }
     };
-    match gateway.reload_plugins(&config).await {
-        Ok(done) if done.plugins.is_empty() && done.routes.is_empty() => {
+    match gateway.apply(&config).await {
+        Ok(done) if done.is_empty() => {
             tracing::debug!(why, "reload: nothing changed");
         }
         Ok(done) => tracing::info!(
             why,
             plugins = ?done.plugins.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             routes = ?done.routes,
+            routes_removed = ?done.routes_removed,
+            upstreams_added = ?done.upstreams_added,
+            upstreams_changed = ?done.upstreams_changed,
+            upstreams_removed = ?done.upstreams_removed,
             took_ms = started.elapsed().as_secs_f64() * 1e3,
-            "plugins swapped"
+            "configuration applied"
         ),
         Err(e) => {
-            tracing::warn!(reason = %e, "plugin change refused ({why}); the running version stays");
+            tracing::warn!(reason = %e, "configuration change refused ({why}); the running configuration stays");
         }
     }
+}
+
+/// The component files in use and the admin API's state file.
+async fn watched_files(gateway: &Gateway) -> Vec<PathBuf> {
+    let mut files = gateway.plugin_files().await;
+    if let Some(f) = gateway.config().admin.and_then(|a| a.state_file) {
+        files.push(f);
+    }
+    files
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

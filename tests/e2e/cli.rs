@@ -1,5 +1,7 @@
 //! The binary as an operator runs it: `switchyard serve` on the default
-//! configuration serves the demo offline and stops cleanly on SIGTERM.
+//! configuration serves the demo offline and stops cleanly on SIGTERM;
+//! `switchyard import claude-desktop` writes a configuration that validates
+//! and serves, and refuses bad input with status 64.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -9,7 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::harness::{BIN, Legacy, alive, eventually};
+use crate::harness::{BIN, Gateway, Legacy, alive, eventually};
 
 #[tokio::test]
 async fn serve_runs_the_default_config_and_stops_on_sigterm() {
@@ -71,4 +73,116 @@ async fn serve_runs_the_default_config_and_stops_on_sigterm() {
         eventually(Duration::from_secs(5), async || !alive(demo_pid)).await,
         "the demo child outlived the gateway"
     );
+}
+
+/// A fresh folder under the system's temp dir.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn import_claude_desktop_config_validates_and_serves() {
+    let dir = scratch("import");
+    // The fixture's `"{bin}"` becomes this run's binary, JSON-escaped.
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/claude_desktop_config.json");
+    let json = std::fs::read_to_string(fixture)
+        .unwrap()
+        .replace("\"{bin}\"", &serde_json::to_string(BIN).unwrap());
+    let input = dir.join("claude_desktop_config.json");
+    std::fs::write(&input, json).unwrap();
+    let config = dir.join("switchyard.toml");
+
+    let import = Command::new(BIN)
+        .args(["import", "claude-desktop"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let notes = String::from_utf8_lossy(&import.stderr);
+    assert!(import.status.success(), "{notes}");
+    assert!(
+        notes.contains("skipped server \"retired\": it is disabled"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("renamed server \"beta tools\" to upstream \"beta-tools\""),
+        "{notes}"
+    );
+    let toml = std::fs::read_to_string(&config).unwrap();
+    assert!(!toml.contains("no-such-server"), "{toml}");
+    // Without --out the same configuration goes to stdout.
+    let stdout = Command::new(BIN)
+        .args(["import", "claude-desktop"])
+        .arg(&input)
+        .output()
+        .await
+        .unwrap();
+    assert!(stdout.status.success());
+    assert_eq!(String::from_utf8(stdout.stdout).unwrap(), toml);
+
+    let validate = Command::new(BIN)
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        validate.status.success(),
+        "{}\n{toml}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+
+    let gw = Gateway::start_file(&config, &toml).await;
+    let client = Legacy::connect(&gw.url("/mcp")).await;
+    let tools = client.result("tools/list", json!({})).await;
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for up in ["alpha", "beta-tools"] {
+        assert!(names.contains(&format!("{up}__echo").as_str()), "{names:?}");
+    }
+    let who = client.call_text("beta-tools__whoami", json!({})).await;
+    assert!(who.contains("beta"), "beta-tools__whoami answered {who}");
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn import_refuses_bad_input_with_status_64() {
+    let dir = scratch("import-bad");
+    let not_json = dir.join("not_json.json");
+    std::fs::write(&not_json, "mcpServers: {}").unwrap();
+    let no_command = dir.join("no_command.json");
+    std::fs::write(&no_command, r#"{"mcpServers": {"fs": {"args": ["x"]}}}"#).unwrap();
+    let out = dir.join("out.toml");
+    let cases = [
+        (dir.join("missing.json"), "cannot read"),
+        (not_json, "not a JSON object"),
+        (no_command, "server \"fs\": has neither `command`"),
+    ];
+    for (input, needle) in cases {
+        let run = Command::new(BIN)
+            .args(["import", "claude-desktop"])
+            .arg(&input)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(64), "{err}");
+        assert!(err.contains(&input.display().to_string()), "{err}");
+        assert!(err.contains(needle), "{needle:?} not in: {err}");
+        assert!(!out.exists(), "nothing is written on error");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

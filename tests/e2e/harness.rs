@@ -24,6 +24,8 @@ pub const LEGACY: &str = "2025-11-25";
 /// A running gateway.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// The admin API's address, when the config has `[admin]`.
+    pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -44,12 +46,23 @@ impl Gateway {
     async fn run(config: switchyard::config::Config) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // The admin API on another port of the test's own choosing.
+        let admin_listener = match &config.admin {
+            Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            None => None,
+        };
+        let admin = admin_listener.as_ref().map(|l| l.local_addr().unwrap());
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(switchyard::run(config, listener, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(async move {
+            let plugins = switchyard::plugin::Plugins::load(&config.plugins).await?;
+            switchyard::run_with_admin(config, plugins, listener, admin_listener, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
         let gw = Gateway {
             addr,
+            admin,
             stop: Some(tx),
             task: Some(task),
         };
@@ -485,4 +498,27 @@ pub async fn eventually(limit: Duration, mut cond: impl AsyncFnMut() -> bool) ->
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
+}
+
+/// Live processes whose command line has `arg` as one of its arguments.
+pub fn processes_with_arg(arg: &str) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .map(|(pid, _, _)| pid)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+        })
+        .collect()
+}
+
+/// One upstream's entry in `/healthz`.
+pub async fn upstream_report(gw: &Gateway, name: &str) -> Value {
+    gw.health().await["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
 }

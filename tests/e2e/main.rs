@@ -5,7 +5,7 @@
 //!
 //! Modules:
 //! - `harness`: start a gateway from TOML; raw legacy/modern HTTP clients.
-//! - `cli`: the binary on the default config, SIGTERM.
+//! - `cli`: the binary on the default config, SIGTERM; `import claude-desktop`.
 //! - `config_files`: every TOML under `config/` and `examples/` validates;
 //!   invalid configs fail with the file, key and value named.
 //! - `protocol`: each bad-input class, header validation, sessions,
@@ -19,7 +19,11 @@
 //!   `tests/plugins/`: order rule, decisions, context, kv atomicity, method
 //!   filtering, hostile plugins and failure modes.
 //! - `policies`: the first-party plugins (`builtin:NAME`) end to end.
+//! - `operations`: live reconfiguration by diff, the admin API and its
+//!   OpenAPI document, `/metrics`, `switchyard health` / `tools`.
 //! - `rmcp_client`: the official Rust SDK as a client.
+//! - `supervision`: restart policies, crash loops, health checks, orphans
+//!   after restarts, lazy start and idle stop.
 //! - `peers`: the TypeScript and Python SDK clients and the conformance suite
 //!   (needs `tests/peers/setup.sh`; the test command runs it).
 
@@ -29,9 +33,11 @@ mod aggregation;
 mod cli;
 mod config_files;
 mod notifications;
+mod operations;
 mod peers;
 mod plugins;
 mod policies;
 mod protocol;
 mod rmcp_client;
+mod supervision;
 mod upstreams;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::harness::{Gateway, MODERN, alive, demo_config, eventually, group_members};
+use crate::harness::{BIN, Gateway, MODERN, alive, demo_config, eventually, group_members};
 
 /// How long one client script may run, end to end.
 const CLIENT_LIMIT: Duration = Duration::from_secs(40);
@@ -529,4 +529,35 @@ async fn conformance_suite_passes_against_a_legacy_stdio_upstream() {
     );
     println!("{stdout}");
     gw.shutdown().await;
+}
+
+/// `switchyard stdio`: the TypeScript SDK's stdio client launches the
+/// gateway itself, which serves its route (a legacy upstream) over
+/// stdin/stdout: tools, resources, prompts, progress, sampling and
+/// list_changed.
+#[tokio::test]
+async fn ts_sdk_v1_over_switchyard_stdio() {
+    let dir = std::env::temp_dir().join(format!("switchyard-stdio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("stdio.toml");
+    std::fs::write(
+        &file,
+        crate::harness::expand(&demo_config(&[("demo", "--era legacy")])),
+    )
+    .unwrap();
+    let path = file.to_string_lossy().into_owned();
+    let extra = [
+        "--transport",
+        "stdio",
+        "--cmd-arg",
+        "stdio",
+        "--cmd-arg",
+        "--config",
+        "--cmd-arg",
+        &path,
+    ];
+    basics(Sdk::TsV1, BIN, &extra).await;
+    progress(Sdk::TsV1, BIN, &extra).await;
+    sampling(Sdk::TsV1, BIN, &extra).await;
+    list_changed(Sdk::TsV1, BIN, &extra, "stdio_extra").await;
 }

@@ -5,8 +5,10 @@
 // whole run has --deadline.
 //
 // Usage: node ts-client.mjs URL [flags]
-//   --transport streamable|sse  streamable HTTP (default) or the deprecated HTTP+SSE transport; with sse,
-//                               URL is the SSE endpoint itself (e.g. http://127.0.0.1:PORT/sse)
+//   --transport streamable|sse|stdio  streamable HTTP (default), the deprecated HTTP+SSE transport (URL is
+//                               the SSE endpoint itself, e.g. http://127.0.0.1:PORT/sse), or stdio: URL is a
+//                               command the SDK's StdioClientTransport launches (legacy era, SDK v1)
+//   --cmd-arg ARG               an argument of the stdio command (repeatable)
 //   --era legacy|modern|auto    legacy (default): initialize handshake with @modelcontextprotocol/sdk 1.x;
 //                               modern: 2026-07-28 (server/discover, per-request _meta, no session) with
 //                               @modelcontextprotocol/client 2.x, pinned, no fallback;
@@ -50,7 +52,7 @@ class Usage extends Error {}
 
 function parseArgs(argv) {
   const a = {
-    transport: 'streamable', era: 'legacy', sdk: undefined, expectTools: [], headers: {}, timeout: 15000,
+    transport: 'streamable', era: 'legacy', sdk: undefined, expectTools: [], headers: {}, timeout: 15000, cmdArgs: [],
     deadline: 60000, wait: 5000, ping: true, quiet: false, samplingText: 'switchyard-sampled-text', elicitContent: {},
   };
   const rest = [];
@@ -65,6 +67,7 @@ function parseArgs(argv) {
     };
     switch (k) {
       case '--transport': a.transport = next(); break;
+      case '--cmd-arg': a.cmdArgs.push(next()); break;
       case '--era': a.era = next(); break;
       case '--sdk': a.sdk = next(); break;
       case '--expect-protocol': a.expectProtocol = next(); break;
@@ -103,7 +106,8 @@ function parseArgs(argv) {
   }
   if (rest.length !== 1) throw new Usage('exactly one URL expected');
   a.url = rest[0];
-  if (!['streamable', 'sse'].includes(a.transport)) throw new Usage('--transport must be streamable or sse');
+  if (!['streamable', 'sse', 'stdio'].includes(a.transport)) throw new Usage('--transport must be streamable, sse or stdio');
+  if (a.transport === 'stdio' && (a.era !== 'legacy' || (a.sdk ?? 'v1') !== 'v1')) throw new Usage('--transport stdio is legacy-era with --sdk v1');
   if (!['legacy', 'modern', 'auto'].includes(a.era)) throw new Usage('--era must be legacy, modern or auto');
   a.sdk ??= a.era === 'legacy' ? 'v1' : 'v2';
   if (!['v1', 'v2'].includes(a.sdk)) throw new Usage('--sdk must be v1 or v2');
@@ -128,6 +132,7 @@ function loadSdk(which) {
       Client: require('@modelcontextprotocol/sdk/client/index.js').Client,
       StreamableHTTPClientTransport: require('@modelcontextprotocol/sdk/client/streamableHttp.js').StreamableHTTPClientTransport,
       SSEClientTransport: require('@modelcontextprotocol/sdk/client/sse.js').SSEClientTransport,
+      StdioClientTransport: require('@modelcontextprotocol/sdk/client/stdio.js').StdioClientTransport,
       onRequest: (c, method, h) => c.setRequestHandler(
         { 'sampling/createMessage': types.CreateMessageRequestSchema, 'elicitation/create': types.ElicitRequestSchema }[method], h),
       onNotification: (c, method, h) => c.setNotificationHandler(
@@ -156,7 +161,7 @@ async function run(a, st) {
   const log = (...x) => { if (!a.quiet) console.log(...x); };
   const sdk = loadSdk(a.sdk);
   st.label = `${a.transport}/${a.era}/ts-${a.sdk}@${sdk.version}`;
-  const url = new URL(a.url);
+  const url = a.transport === 'stdio' ? undefined : new URL(a.url);
 
   // Watch the HTTP exchanges: lets --list-changed wait until the legacy standalone GET stream is open.
   let getStreamOpen; const getStreamReady = new Promise((r) => { getStreamOpen = r; });
@@ -166,7 +171,9 @@ async function run(a, st) {
     return res;
   };
   const topts = { requestInit: { headers: a.headers }, fetch: fetchSpy };
-  const transport = a.transport === 'sse' ? new sdk.SSEClientTransport(url, topts) : new sdk.StreamableHTTPClientTransport(url, topts);
+  const transport = a.transport === 'stdio'
+    ? new sdk.StdioClientTransport({ command: a.url, args: a.cmdArgs, stderr: 'inherit' })
+    : a.transport === 'sse' ? new sdk.SSEClientTransport(url, topts) : new sdk.StreamableHTTPClientTransport(url, topts);
   // record the version the initialize handshake settled on (the SSE transport keeps no copy of it)
   let negotiated;
   const origSet = transport.setProtocolVersion?.bind(transport);

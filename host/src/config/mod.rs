@@ -20,13 +20,15 @@ use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use interp::{ProcessEnv, Vars};
 pub use model::{
-    ComponentSource, Config, DirGrant, FailureMode, Grants, Isolation, OriginPolicy, PluginName,
-    PluginSpec, RoutePath, RouteSpec, ServerConfig, Transport, UpstreamName, UpstreamSpec,
+    AdminConfig, ComponentSource, Config, DirGrant, FailureMode, Grants, HealthCheck, IpNet,
+    Isolation, LogFormat, OriginPolicy, PluginName, PluginSpec, RestartPolicy, RestartWhen,
+    RoutePath, RouteSpec, ServerConfig, TelemetryConfig, Transport, UpstreamName, UpstreamSpec,
 };
+pub use raw::{RawOverlay, RawUpstream};
 
 /// The top-level tables the environment may set (`SWITCHYARD_SERVER__…`).
 /// Other `SWITCHYARD_*` variables (tokens, `SWITCHYARD_BIN`) are left alone.
-const ENV_TABLES: [&str; 2] = ["server__", "upstreams__"];
+const ENV_TABLES: [&str; 4] = ["server__", "upstreams__", "admin__", "telemetry__"];
 
 /// Default upstream timeout: long enough for slow tools, short enough that a
 /// wedged upstream does not hold a client forever.
@@ -88,7 +90,21 @@ fn validate_figment(
     path: Option<&Path>,
     vars: &dyn Vars,
 ) -> Result<Config, ConfigError> {
-    let raw: raw::RawConfig = figment.extract().map_err(|e| parse_error(e, path))?;
+    let mut raw: raw::RawConfig = figment.extract().map_err(|e| parse_error(e, path))?;
+    if raw.admin.token.is_some()
+        && raw.admin.state_file.is_none()
+        && let Some(p) = path
+    {
+        let stem = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("switchyard");
+        raw.admin.state_file = Some(format!("{stem}.admin.toml"));
+    }
+    if let Some(f) = raw.admin.state_file.clone() {
+        let base = path.and_then(Path::parent).unwrap_or(Path::new(""));
+        apply_overlay(&mut raw, &base.join(f))?;
+    }
     let origin_of = |key: &str| -> String {
         match figment.find_metadata(key) {
             Some(md) => match &md.source {
@@ -118,6 +134,37 @@ fn validate_figment(
         c.source = path.map(Path::to_path_buf);
         c
     })
+}
+
+/// Applies what the admin API persisted (if anything) over the file's
+/// upstreams: its tables replace the file's whole, its `removed` names go.
+fn apply_overlay(raw: &mut raw::RawConfig, file: &Path) -> Result<(), ConfigError> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(ConfigError::Parse(format!("{}: {e}", file.display())));
+        }
+    };
+    let overlay: raw::RawOverlay = Figment::from(Toml::string(&text))
+        .extract()
+        .map_err(|e| parse_error(e, Some(file)))?;
+    for name in &overlay.removed {
+        raw.upstreams.remove(name);
+    }
+    raw.upstreams.extend(overlay.upstreams);
+    Ok(())
+}
+
+/// Reads the admin API's state file (empty when absent).
+pub fn read_overlay(file: &Path) -> Result<RawOverlay, ConfigError> {
+    match std::fs::read_to_string(file) {
+        Ok(t) => Figment::from(Toml::string(&t))
+            .extract()
+            .map_err(|e| parse_error(e, Some(file))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RawOverlay::default()),
+        Err(e) => Err(ConfigError::Parse(format!("{}: {e}", file.display()))),
+    }
 }
 
 type InvalidFn<'a> = dyn Fn(String, &dyn std::fmt::Debug, String) -> ConfigError + 'a;
@@ -158,6 +205,7 @@ fn validate(
                 "another route already has this path".into(),
             ));
         }
+        let every_upstream = r.upstreams.is_none();
         let names = match &r.upstreams {
             None => all.clone(),
             Some(list) => {
@@ -211,6 +259,7 @@ fn validate(
         }
         routes.push(RouteSpec {
             path,
+            every_upstream,
             upstreams: names,
             plugins: chain,
         });
@@ -218,6 +267,7 @@ fn validate(
     if routes.is_empty() {
         routes.push(RouteSpec {
             path: RoutePath::parse("/mcp").expect("the default route path is valid"),
+            every_upstream: true,
             upstreams: all,
             plugins: Vec::new(),
         });
@@ -227,8 +277,105 @@ fn validate(
         upstreams,
         routes,
         plugins,
+        admin: validate_admin(&raw.admin, base_dir, vars, invalid)?,
+        telemetry: validate_telemetry(&raw.telemetry, invalid)?,
         source: None,
     })
+}
+
+fn validate_admin(
+    a: &raw::RawAdmin,
+    base_dir: &Path,
+    vars: &dyn Vars,
+    invalid: &InvalidFn<'_>,
+) -> Result<Option<AdminConfig>, ConfigError> {
+    let token = match &a.token {
+        Some(t) => interp::interpolate(t, vars)
+            .map_err(|e| invalid("admin.token".into(), &"(hidden)", e.to_string()))?,
+        None => String::new(),
+    };
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if token.len() < 16 {
+        return Err(invalid(
+            "admin.token".into(),
+            &"(hidden)",
+            "must be at least 16 characters".into(),
+        ));
+    }
+    let listen_text = a.listen.as_deref().unwrap_or("127.0.0.1:8081");
+    let listen = listen_text.parse().map_err(|_| {
+        invalid(
+            "admin.listen".into(),
+            &listen_text,
+            "expected an address and port such as 127.0.0.1:8081".into(),
+        )
+    })?;
+    let allow = match &a.allow {
+        None => vec![
+            IpNet::parse("127.0.0.0/8").expect("valid"),
+            IpNet::parse("::1/128").expect("valid"),
+        ],
+        Some(list) => list
+            .iter()
+            .map(|n| IpNet::parse(n).map_err(|e| invalid("admin.allow".into(), n, e)))
+            .collect::<Result<_, _>>()?,
+    };
+    let state_file = match &a.state_file {
+        Some(f) => {
+            let f = PathBuf::from(f);
+            Some(if f.is_relative() { base_dir.join(f) } else { f })
+        }
+        None => None,
+    };
+    Ok(Some(AdminConfig {
+        listen,
+        token,
+        allow,
+        state_file,
+    }))
+}
+
+fn validate_telemetry(
+    t: &raw::RawTelemetry,
+    invalid: &InvalidFn<'_>,
+) -> Result<TelemetryConfig, ConfigError> {
+    let mut out = TelemetryConfig::default();
+    if let Some(f) = &t.log_format {
+        out.log_format = match f.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => {
+                return Err(invalid(
+                    "telemetry.log_format".into(),
+                    f,
+                    "expected `text` or `json`".into(),
+                ));
+            }
+        };
+    }
+    if let Some(e) = &t.otlp_endpoint {
+        out.otlp_endpoint = Some(
+            reqwest::Url::parse(e)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+                .ok_or_else(|| {
+                    invalid(
+                        "telemetry.otlp_endpoint".into(),
+                        e,
+                        "expected an http:// or https:// URL such as http://127.0.0.1:4318".into(),
+                    )
+                })?,
+        );
+    }
+    if let Some(n) = &t.service_name {
+        out.service_name = n.clone();
+    }
+    if let Some(m) = t.metrics {
+        out.metrics = m;
+    }
+    Ok(out)
 }
 
 /// Defaults of a plugin instance: a hook that takes longer than this is
@@ -571,11 +718,106 @@ fn validate_upstream(
         Some(t) => duration(t, &format!("{key}.timeout"), invalid)?,
         None => DEFAULT_UPSTREAM_TIMEOUT,
     };
+    let mut restart = RestartPolicy::default();
+    if let Some(r) = &up.restart {
+        if let Some(p) = &r.policy {
+            restart.when = match p.as_str() {
+                "always" => RestartWhen::Always,
+                "on-failure" => RestartWhen::OnFailure,
+                "never" => RestartWhen::Never,
+                _ => {
+                    return Err(invalid(
+                        format!("{key}.restart.policy"),
+                        p,
+                        "expected `always`, `on-failure` or `never`".into(),
+                    ));
+                }
+            };
+        }
+        if let Some(m) = r.max {
+            restart.max = m;
+        }
+        if let Some(w) = r.window_seconds {
+            if w == 0 {
+                return Err(invalid(
+                    format!("{key}.restart.window_seconds"),
+                    &w,
+                    "must be at least 1".into(),
+                ));
+            }
+            restart.window = Duration::from_secs(w);
+        }
+    }
+    let health = match &up.health {
+        None => None,
+        Some(h) => {
+            let interval = h.interval_seconds.unwrap_or(30);
+            let probe = h.timeout_seconds.unwrap_or(5);
+            for (field, v) in [("interval_seconds", interval), ("timeout_seconds", probe)] {
+                if v == 0 {
+                    return Err(invalid(
+                        format!("{key}.health.{field}"),
+                        &v,
+                        "must be at least 1".into(),
+                    ));
+                }
+            }
+            Some(HealthCheck {
+                interval: Duration::from_secs(interval),
+                timeout: Duration::from_secs(probe),
+            })
+        }
+    };
+    let idle_timeout = match &up.idle_timeout {
+        Some(t) => Some(duration(t, &format!("{key}.idle_timeout"), invalid)?),
+        None => None,
+    };
+    let stdio = matches!(transport, Transport::Stdio { .. });
+    for (field, set) in [
+        ("lazy", up.lazy.is_some()),
+        ("idle_timeout", idle_timeout.is_some()),
+    ] {
+        if set && !stdio {
+            return Err(invalid(
+                format!("{key}.{field}"),
+                &field,
+                format!("`{field}` applies to stdio (`command`) upstreams only"),
+            ));
+        }
+    }
     Ok(UpstreamSpec {
         name,
         transport,
         timeout,
+        restart,
+        health,
+        lazy: up.lazy.unwrap_or(false),
+        idle_timeout,
     })
+}
+
+/// Validates one upstream table given outside a file (the admin API), as if
+/// it were `[upstreams.NAME]` of `config`.
+pub fn upstream_from_raw(
+    name: &str,
+    up: &raw::RawUpstream,
+    config: &Config,
+) -> Result<UpstreamSpec, ConfigError> {
+    let key = format!("upstreams.{name}");
+    let invalid = |key: String, value: &dyn std::fmt::Debug, reason: String| ConfigError::Invalid {
+        origin: "admin API".into(),
+        key,
+        value: format!("{value:?}"),
+        reason,
+    };
+    let uname = UpstreamName::parse(name).map_err(|r| invalid(key.clone(), &name, r))?;
+    let base_dir = config
+        .source
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    validate_upstream(uname, up, &key, &base_dir, &ProcessEnv, &invalid)
 }
 
 fn duration(

@@ -17,13 +17,157 @@ pub struct Config {
     pub routes: Vec<RouteSpec>,
     /// Named plugin instances, in name order.
     pub plugins: Vec<PluginSpec>,
+    /// The admin API, when a token is set.
+    pub admin: Option<AdminConfig>,
+    pub telemetry: TelemetryConfig,
     /// The file this came from, when it came from a file.
     pub source: Option<PathBuf>,
+}
+
+/// `[admin]` (present only when a token is set).
+#[derive(Clone, PartialEq)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: String,
+    /// Allowed client networks.
+    pub allow: Vec<IpNet>,
+    /// Where API changes to upstreams persist (none: kept in memory only).
+    pub state_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("allow", &self.allow)
+            .field("state_file", &self.state_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An IP network in CIDR form (`127.0.0.1/32`, `10.0.0.0/8`, `::1/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a network such as 127.0.0.1/32 or 10.0.0.0/8");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is inside (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// OTLP/HTTP traces endpoint (the base URL; `/v1/traces` is added).
+    pub otlp_endpoint: Option<reqwest::Url>,
+    pub service_name: String,
+    pub metrics: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Text,
+            otlp_endpoint: None,
+            service_name: "switchyard".into(),
+            metrics: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Config {
     pub fn upstream(&self, name: &UpstreamName) -> Option<&UpstreamSpec> {
         self.upstreams.iter().find(|u| &u.name == name)
+    }
+
+    /// This configuration with `spec` added, or replacing the upstream of
+    /// its name. A new upstream joins the routes that serve every upstream.
+    pub fn with_upstream(&self, spec: UpstreamSpec) -> Config {
+        let mut next = self.clone();
+        match next.upstreams.iter_mut().find(|u| u.name == spec.name) {
+            Some(u) => *u = spec,
+            None => {
+                next.upstreams.push(spec);
+                next.upstreams.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+        }
+        next.refresh_every_upstream_routes();
+        next
+    }
+
+    /// This configuration without upstream `name`; refused when a route
+    /// names it explicitly, or when a route would be left with none.
+    pub fn without_upstream(&self, name: &UpstreamName) -> Result<Config, String> {
+        if let Some(r) = self
+            .routes
+            .iter()
+            .find(|r| !r.every_upstream && r.upstreams.contains(name))
+        {
+            return Err(format!(
+                "route {} names upstream `{name}`: change the route in the config file first",
+                r.path
+            ));
+        }
+        let mut next = self.clone();
+        next.upstreams.retain(|u| &u.name != name);
+        next.refresh_every_upstream_routes();
+        if let Some(r) = next.routes.iter().find(|r| r.upstreams.is_empty()) {
+            return Err(format!("route {} would be left with no upstream", r.path));
+        }
+        Ok(next)
+    }
+
+    fn refresh_every_upstream_routes(&mut self) {
+        let all: Vec<UpstreamName> = self.upstreams.iter().map(|u| u.name.clone()).collect();
+        for r in self.routes.iter_mut().filter(|r| r.every_upstream) {
+            r.upstreams = all.clone();
+        }
     }
 }
 
@@ -95,6 +239,50 @@ pub struct UpstreamSpec {
     /// How long a request waits for the upstream's next message (progress
     /// notifications restart the clock).
     pub timeout: Duration,
+    pub restart: RestartPolicy,
+    pub health: Option<HealthCheck>,
+    /// Started on first use rather than at start-up.
+    pub lazy: bool,
+    /// A child unused this long is stopped (and starts again on use).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// When a stopped child (or a dropped connection) is brought back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub when: RestartWhen,
+    /// More than `max` restarts within `window` marks the upstream failed.
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            when: RestartWhen::Always,
+            max: 5,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartWhen {
+    /// After any exit.
+    Always,
+    /// After an exit with a non-zero status or a signal, a failed start or
+    /// a failed health check; a clean exit (status 0) stays down.
+    OnFailure,
+    /// Never: the upstream stays down until restarted by the admin API or
+    /// a config change.
+    Never,
+}
+
+/// A periodic liveness probe: `ping` (legacy) or `server/discover` (modern).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval: Duration,
+    pub timeout: Duration,
 }
 
 /// How the gateway reaches an upstream.
@@ -133,6 +321,7 @@ impl RoutePath {
             ));
         }
         if s == "/healthz"
+            || s == "/metrics"
             || s.starts_with("/.well-known")
             || s.ends_with("/sse")
             || s.ends_with("/messages")
@@ -159,6 +348,9 @@ impl std::fmt::Display for RoutePath {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteSpec {
     pub path: RoutePath,
+    /// `upstreams` was absent: the route serves every upstream, including
+    /// ones added later (by the admin API or a config change).
+    pub every_upstream: bool,
     /// In configured order: this order decides resource-URI collisions.
     pub upstreams: Vec<UpstreamName>,
     /// Plugin instance names, in chain order.

@@ -21,6 +21,52 @@ pub struct RawConfig {
     /// Named plugin instances, referred to by routes.
     #[serde(default)]
     pub plugins: BTreeMap<String, RawPlugin>,
+    /// The admin API (off unless `token` is set).
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// Logs, metrics and traces.
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+}
+
+/// `[admin]`: the admin API, on its own listener.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Default `127.0.0.1:8081`.
+    pub listen: Option<String>,
+    /// The bearer token; the API is off while unset or empty.
+    pub token: Option<String>,
+    /// Client networks allowed (CIDR); default loopback only.
+    pub allow: Option<Vec<String>>,
+    /// Where upstreams changed through the API are kept across restarts
+    /// (default: beside the config file, `NAME.admin.toml`).
+    pub state_file: Option<String>,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// `text` (default) or `json`.
+    pub log_format: Option<String>,
+    /// An OTLP/HTTP endpoint (`http://collector:4318`) traces are exported to.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of exported spans (default `switchyard`).
+    pub service_name: Option<String>,
+    /// Serve Prometheus metrics at `/metrics` on the main listener (default true).
+    pub metrics: Option<bool>,
+}
+
+/// What the admin API persisted: upstreams it added or changed (whole
+/// tables, replacing the file's) and the names it removed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverlay {
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, RawUpstream>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
 }
 
 /// `[plugins.NAME]`: one plugin instance (a component and its configuration).
@@ -119,6 +165,34 @@ pub struct RawUpstream {
     pub headers: BTreeMap<String, String>,
     /// How long a request may wait for the upstream's next message.
     pub timeout: Option<Duration>,
+    /// What happens when a child exits (stdio) or a connection drops (remote).
+    pub restart: Option<RawRestart>,
+    /// Periodic liveness checks.
+    pub health: Option<RawHealth>,
+    /// Start on first use instead of at start-up.
+    pub lazy: Option<bool>,
+    /// Stop a child unused this long (it starts again on the next use).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// `restart = { policy = "on-failure", max = 5, window_seconds = 60 }`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestart {
+    /// `always` (default), `on-failure` or `never`.
+    pub policy: Option<String>,
+    /// At most this many restarts within `window_seconds`; one more marks
+    /// the upstream failed.
+    pub max: Option<u32>,
+    pub window_seconds: Option<u64>,
+}
+
+/// `health = { interval_seconds = 30, timeout_seconds = 5 }`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub interval_seconds: Option<u64>,
+    pub timeout_seconds: Option<u64>,
 }
 
 /// `[[routes]]`

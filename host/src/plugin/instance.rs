@@ -308,6 +308,23 @@ impl Loaded {
     /// Calls one hook, in a warm instance (pooled) or a new one (fresh).
     /// An instance that failed in any way is discarded.
     pub async fn invoke(&self, call: Call<'_>, scratch: &Scratch) -> Result<Answer, Fault> {
+        let hook = match call {
+            Call::Request { .. } => "on-request",
+            Call::Response { .. } => "on-response",
+            Call::Notification(_) => "on-notification",
+        };
+        let started = std::time::Instant::now();
+        let answer = self.invoke_timed(call, scratch).await;
+        metrics::histogram!(
+            "switchyard_plugin_hook_duration_seconds",
+            "plugin" => self.spec.name.as_str().to_owned(),
+            "hook" => hook,
+        )
+        .record(started.elapsed().as_secs_f64());
+        answer
+    }
+
+    async fn invoke_timed(&self, call: Call<'_>, scratch: &Scratch) -> Result<Answer, Fault> {
         let idle = match self.spec.isolation {
             Isolation::Pooled => self.idle.lock().expect("idle lock").pop(),
             Isolation::Fresh => None,

@@ -28,12 +28,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -58,6 +58,8 @@ pub struct ServerState {
     pub gateway: Arc<Gateway>,
     pub sessions: Arc<Sessions>,
     pub settings: ServerConfig,
+    /// Serve `GET /metrics`.
+    pub metrics: bool,
     /// The address actually bound (the port may have been 0).
     pub local: SocketAddr,
     /// Fires at shutdown: long-lived streams end so that draining can finish.
@@ -69,6 +71,7 @@ impl ServerState {
     pub fn new(
         gateway: Arc<Gateway>,
         settings: ServerConfig,
+        metrics: bool,
         local: SocketAddr,
         stop: CancellationToken,
     ) -> Arc<Self> {
@@ -76,6 +79,7 @@ impl ServerState {
             gateway,
             sessions: Arc::new(Sessions::default()),
             settings,
+            metrics,
             local,
             stop,
             next_client: AtomicU64::new(1),
@@ -91,15 +95,15 @@ impl ServerState {
 /// The gateway's HTTP surface: every route path (POST/GET/DELETE), its
 /// `/sse` + `/messages` pair, and `/healthz`.
 pub fn router(state: Arc<ServerState>) -> Router {
+    // Route paths are looked up per request (the table changes with the
+    // configuration), so they are served by the fallback.
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/.well-known/{*rest}", get(well_known));
-    for path in state.gateway.route_paths() {
-        app = app
-            .route(&path, post(post_mcp).get(get_mcp).delete(delete_mcp))
-            .route(&format!("{path}/sse"), get(old_sse_connect))
-            .route(&format!("{path}/messages"), post(old_sse_message));
+    if state.metrics {
+        app = app.route("/metrics", get(metrics));
     }
+    let app = app.fallback(route_endpoints);
     // Layers, outermost first:
     // - DNS-rebinding protection (Origin and, on loopback, Host) runs before
     //   anything reads the body, so a hostile page learns nothing.
@@ -111,22 +115,27 @@ pub fn router(state: Arc<ServerState>) -> Router {
 }
 
 async fn healthz(State(st): State<Arc<ServerState>>) -> Response {
-    let upstreams: Vec<Value> = st
+    let upstreams: Vec<_> = st
         .gateway
         .upstreams()
+        .all()
         .iter()
-        .map(|u| {
-            let (state, detail) = u.status();
-            json!({
-                "name": u.name().as_str(),
-                "state": state,
-                "detail": detail,
-                "pid": u.pid(),
-                "in_flight": u.in_flight(),
-            })
-        })
+        .map(|u| u.report())
         .collect();
     axum::Json(json!({"status": "ok", "sessions": st.sessions.len(), "upstreams": upstreams}))
+        .into_response()
+}
+
+/// `GET /metrics`: Prometheus text exposition (see [`crate::telemetry`]).
+async fn metrics(State(st): State<Arc<ServerState>>) -> Response {
+    let text = crate::telemetry::render(&st.gateway.upstreams().all());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
         .into_response()
 }
 
@@ -219,9 +228,52 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn route_of(st: &ServerState, matched: &MatchedPath, suffix: &str) -> Option<Arc<Route>> {
-    let path = matched.as_str().strip_suffix(suffix)?;
-    st.gateway.route(path)
+/// Marks a request that `switchyard stdio` made from a line of its stdin:
+/// there are no HTTP headers, so the modern era's header mirroring of the
+/// body is not checked (there is nothing it could disagree with).
+#[derive(Clone, Copy, Debug)]
+pub struct FromStdio;
+
+/// Every route path's endpoints: `{path}` (POST, GET, DELETE), and the
+/// HTTP+SSE pair `{path}/sse` (GET) and `{path}/messages` (POST). The
+/// request's route goes in its extensions for the handler.
+async fn route_endpoints(State(st): State<Arc<ServerState>>, mut req: Request) -> Response {
+    use axum::handler::Handler;
+    enum Endpoint {
+        Mcp,
+        Sse,
+        Messages,
+    }
+    let path = req.uri().path();
+    let found = st
+        .gateway
+        .route(path)
+        .map(|r| (r, Endpoint::Mcp))
+        .or_else(|| {
+            let r = st.gateway.route(path.strip_suffix("/sse")?)?;
+            Some((r, Endpoint::Sse))
+        })
+        .or_else(|| {
+            let r = st.gateway.route(path.strip_suffix("/messages")?)?;
+            Some((r, Endpoint::Messages))
+        });
+    let Some((route, endpoint)) = found else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    req.extensions_mut().insert(route);
+    let method = req.method().clone();
+    match (endpoint, method) {
+        (Endpoint::Mcp, Method::POST) => post_mcp.call(req, st).await,
+        (Endpoint::Mcp, Method::GET) => get_mcp.call(req, st).await,
+        (Endpoint::Mcp, Method::DELETE) => delete_mcp.call(req, st).await,
+        (Endpoint::Mcp, _) => {
+            edge::method_not_allowed(&[Method::GET, Method::POST, Method::DELETE])
+        }
+        (Endpoint::Sse, Method::GET) => old_sse_connect.call(req, st).await,
+        (Endpoint::Sse, _) => edge::method_not_allowed(&[Method::GET]),
+        (Endpoint::Messages, Method::POST) => old_sse_message.call(req, st).await,
+        (Endpoint::Messages, _) => edge::method_not_allowed(&[Method::POST]),
+    }
 }
 
 /// Reads the body up to the configured limit: 413 beyond it.
@@ -266,11 +318,7 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let Some(route) = parts
-        .extensions
-        .get::<MatchedPath>()
-        .and_then(|m| route_of(&st, m, ""))
-    else {
+    let Some(route) = parts.extensions.get::<Arc<Route>>().cloned() else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let bytes = match read_body(&st, body).await {
@@ -283,7 +331,9 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
     };
     let msg = match msg {
         Message::Request { id, method, params } if is_modern(&headers, params.as_ref()) => {
-            return modern_request(&st, route, headers, peer, id, &method, params).await;
+            let from_stdio = parts.extensions.get::<FromStdio>().is_some();
+            return modern_request(&st, route, headers, peer, from_stdio, id, &method, params)
+                .await;
         }
         other => other,
     };
@@ -535,11 +585,13 @@ const REMOVED_IN_MODERN: [&str; 5] = [
 
 /// A modern (stateless) request: validate `_meta`, version and headers,
 /// then serve.
+#[allow(clippy::too_many_arguments)]
 async fn modern_request(
     st: &Arc<ServerState>,
     route: Arc<Route>,
     headers: HeaderMap,
     peer: Option<SocketAddr>,
+    from_stdio: bool,
     id: Value,
     method: &str,
     params: Option<Value>,
@@ -578,7 +630,10 @@ async fn modern_request(
             ),
         );
     }
-    if let Err(e) = edge::validate_modern_headers(&headers, method, params.as_ref(), &version) {
+    // Over stdio there are no HTTP headers to mirror the body.
+    if !from_stdio
+        && let Err(e) = edge::validate_modern_headers(&headers, method, params.as_ref(), &version)
+    {
         return edge::bad_request(id, e);
     }
     if version != mcp::MODERN_VERSION {
@@ -592,6 +647,7 @@ async fn modern_request(
         );
     }
     if method == "tools/call"
+        && !from_stdio
         && let Some(name) = mcp::target_name(method, params.as_ref())
     {
         let declared = st.gateway.header_params(&route, name).await;
@@ -1108,12 +1164,9 @@ async fn listen(
 /// of one of its streams with `Last-Event-ID`. Modern clients get 405.
 async fn get_mcp(
     State(st): State<Arc<ServerState>>,
-    matched: MatchedPath,
+    axum::Extension(route): axum::Extension<Arc<Route>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(route) = route_of(&st, &matched, "") else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
     let Some(sid) = header_str(&headers, SESSION_HEADER) else {
         return edge::method_not_allowed(&[Method::POST]);
     };
@@ -1158,12 +1211,9 @@ async fn get_mcp(
 /// DELETE on a route: ends a legacy session.
 async fn delete_mcp(
     State(st): State<Arc<ServerState>>,
-    matched: MatchedPath,
+    axum::Extension(route): axum::Extension<Arc<Route>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(route) = route_of(&st, &matched, "") else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
     let Some(sid) = header_str(&headers, SESSION_HEADER) else {
         return edge::method_not_allowed(&[Method::POST]);
     };
@@ -1210,12 +1260,9 @@ pub fn spawn_session_reaper(st: Arc<ServerState>) {
 /// stream first announces where to POST.
 async fn old_sse_connect(
     State(st): State<Arc<ServerState>>,
-    matched: MatchedPath,
+    axum::Extension(route): axum::Extension<Arc<Route>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
-    let Some(route) = route_of(&st, &matched, "/sse") else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
     let ctx = ClientCtx {
         client: st.client_key(),
         era: Era::Legacy,
@@ -1275,15 +1322,12 @@ impl Drop for SessionGuard {
 /// the answer goes on its stream.
 async fn old_sse_message(
     State(st): State<Arc<ServerState>>,
-    matched: MatchedPath,
+    axum::Extension(route): axum::Extension<Arc<Route>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(route) = route_of(&st, &matched, "/messages") else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
     let Some(session_id) = query.get("sessionId") else {
         return edge::bad_request(
             Value::Null,

@@ -17,7 +17,9 @@
 
 pub mod conn;
 pub mod http;
+pub mod procstat;
 pub mod stdio;
+mod supervise;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,11 +38,6 @@ use crate::mcp::{self, Era, RpcError, code, meta};
 /// server. Legacy servers answer an unknown method at once with -32601; some
 /// (notably ones that ignore requests before `initialize`) never answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Restart backoff for a dead child: doubles from the first value up to the
-/// second; reset once a child has stayed up for [`HEALTHY_AFTER`].
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
-const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
 /// Capacity of an upstream's change-notification channel. A listener that
 /// falls this far behind skips ahead (list_changed notifications are
@@ -78,10 +75,33 @@ pub enum UpState {
     Starting,
     /// Serving.
     Ready(Arc<Live>),
-    /// Dead or failed to start; calls fail at once while it restarts.
+    /// Dead, between restarts: calls fail at once.
     Down(String),
-    /// Shut down for good.
+    /// Not running and not coming back by itself (crash loop, or the restart
+    /// policy said no): calls fail at once until the admin API or a config
+    /// change restarts it.
+    Failed(String),
+    /// Not running until first use (`lazy`, or stopped after `idle_timeout`).
+    Idle,
+    /// Stopped by the operator, or shut down for good.
     Stopped,
+}
+
+impl UpState {
+    /// The one-word name used in health reports and metrics.
+    pub fn word(&self) -> &'static str {
+        match self {
+            UpState::Starting => "starting",
+            UpState::Ready(_) => "ready",
+            UpState::Down(_) => "down",
+            UpState::Failed(_) => "failed",
+            UpState::Idle => "idle",
+            UpState::Stopped => "stopped",
+        }
+    }
+
+    /// Every state word, for metrics (one series per state).
+    pub const WORDS: [&'static str; 6] = ["starting", "ready", "down", "failed", "idle", "stopped"];
 }
 
 /// A connected upstream.
@@ -91,28 +111,148 @@ pub struct Live {
     pub pid: Option<u32>,
 }
 
+/// What the operator (config file or admin API) wants of an upstream. The
+/// supervisor acts on every change: `generation` bumps force a restart.
+#[derive(Clone)]
+struct Control {
+    spec: Arc<UpstreamSpec>,
+    run: bool,
+    generation: u64,
+}
+
+/// Counters kept across restarts.
+#[derive(Default)]
+struct Stats {
+    restarts: u64,
+    health_failures: u64,
+    /// When the current process or connection became ready.
+    since: Option<std::time::Instant>,
+    last_exit: Option<String>,
+}
+
+/// One upstream's state for health reports and the admin API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpstreamReport {
+    pub name: String,
+    /// `stdio` or `http`.
+    pub transport: &'static str,
+    pub state: &'static str,
+    /// Why it is down or failed; the era when ready.
+    pub detail: Option<String>,
+    pub era: Option<String>,
+    pub protocol_version: Option<String>,
+    pub pid: Option<u32>,
+    pub uptime_seconds: Option<f64>,
+    pub restarts: u64,
+    pub health_failures: u64,
+    pub last_exit: Option<String>,
+    /// Summed over the child's process group (stdio only).
+    pub rss_bytes: Option<u64>,
+    pub cpu_seconds: Option<f64>,
+    pub processes: Option<usize>,
+    pub in_flight: usize,
+}
+
 /// One configured upstream (see the module docs).
 pub struct Upstream {
-    pub spec: UpstreamSpec,
+    name: UpstreamName,
+    control: watch::Sender<Control>,
     state: watch::Sender<UpState>,
     changes: broadcast::Sender<Value>,
     /// Resource URIs clients subscribed to on a modern upstream, which has
     /// no `resources/subscribe`: they go in its `subscriptions/listen` filter.
     watched: watch::Sender<std::collections::BTreeSet<String>>,
+    stats: std::sync::Mutex<Stats>,
+    /// Asks an idle (lazy) upstream to start.
+    wake: tokio::sync::Notify,
+    /// When a call last went out, in milliseconds since `epoch`.
+    last_used: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+    /// Ends this upstream's supervisor (removal, or the gateway stopping).
+    stop: CancellationToken,
+    /// The child's stderr lines: the last [`LOG_TAIL`] kept, new ones broadcast.
+    logs: broadcast::Sender<String>,
+    log_tail: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
+/// How many of a child's last stderr lines are kept for the admin API.
+const LOG_TAIL: usize = 200;
+
 impl Upstream {
-    fn new(spec: UpstreamSpec) -> Arc<Self> {
+    fn new(spec: UpstreamSpec, stop: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
-            spec,
+            name: spec.name.clone(),
+            control: watch::Sender::new(Control {
+                spec: Arc::new(spec),
+                run: true,
+                generation: 0,
+            }),
             state: watch::Sender::new(UpState::Starting),
             changes: broadcast::channel(CHANGE_BUFFER).0,
             watched: watch::Sender::new(std::collections::BTreeSet::new()),
+            stats: std::sync::Mutex::new(Stats::default()),
+            wake: tokio::sync::Notify::new(),
+            last_used: std::sync::atomic::AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            stop,
+            logs: broadcast::channel(LOG_TAIL).0,
+            log_tail: std::sync::Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
     pub fn name(&self) -> &UpstreamName {
-        &self.spec.name
+        &self.name
+    }
+
+    /// The configuration in force.
+    pub fn spec(&self) -> Arc<UpstreamSpec> {
+        Arc::clone(&self.control.borrow().spec)
+    }
+
+    /// The request timeout in force.
+    pub fn timeout(&self) -> Duration {
+        self.control.borrow().spec.timeout
+    }
+
+    /// Applies a changed configuration: the upstream restarts with it
+    /// (after in-flight calls finish, bounded by the timeout). An equal
+    /// configuration changes nothing.
+    pub fn update(&self, spec: UpstreamSpec) -> bool {
+        self.control.send_if_modified(|c| {
+            if *c.spec == spec {
+                return false;
+            }
+            c.spec = Arc::new(spec);
+            c.generation += 1;
+            true
+        })
+    }
+
+    /// Starts a stopped or failed upstream (no effect on a running one).
+    pub fn start(&self) {
+        let stuck = matches!(&*self.state.borrow(), UpState::Failed(_) | UpState::Idle);
+        self.control.send_modify(|c| {
+            if !c.run || stuck {
+                c.generation += 1;
+            }
+            c.run = true;
+        });
+        self.wake.notify_one();
+    }
+
+    /// Stops the upstream until [`Upstream::start`] (calls fail meanwhile).
+    pub fn halt(&self) {
+        self.control
+            .send_if_modified(|c| std::mem::replace(&mut c.run, false));
+    }
+
+    /// Restarts the upstream now (a new process or connection).
+    pub fn restart(&self) {
+        self.control.send_modify(|c| {
+            c.run = true;
+            c.generation += 1;
+        });
+        self.wake.notify_one();
     }
 
     /// The upstream's change notifications (`list_changed`, `resources/updated`),
@@ -134,7 +274,8 @@ impl Upstream {
     }
 
     /// The current connection, waiting while the upstream is starting (up to
-    /// its timeout); a dead or stopped upstream is an immediate error.
+    /// its timeout; an idle one is started); a dead, failed or stopped
+    /// upstream is an immediate error.
     pub async fn live(&self) -> Result<Arc<Live>, RpcError> {
         // The common case, without arming a timer.
         if let UpState::Ready(live) = &*self.state.borrow() {
@@ -144,34 +285,31 @@ impl Upstream {
         let wait = async {
             loop {
                 let state = rx.borrow_and_update().clone();
+                let unavailable = |why: String| {
+                    Err(RpcError::new(
+                        code::UPSTREAM_ERROR,
+                        format!("upstream `{}` is {why}", self.name),
+                    ))
+                };
                 match state {
                     UpState::Ready(live) => return Ok(live),
-                    UpState::Down(reason) => {
-                        return Err(RpcError::new(
-                            code::UPSTREAM_ERROR,
-                            format!("upstream `{}` is unavailable: {reason}", self.spec.name),
-                        ));
-                    }
-                    UpState::Stopped => {
-                        return Err(RpcError::new(
-                            code::UPSTREAM_ERROR,
-                            format!("upstream `{}` is stopped", self.spec.name),
-                        ));
-                    }
-                    UpState::Starting => {
-                        if rx.changed().await.is_err() {
-                            return Err(RpcError::new(code::UPSTREAM_ERROR, "gateway stopping"));
-                        }
-                    }
+                    UpState::Down(reason) => return unavailable(format!("unavailable: {reason}")),
+                    UpState::Failed(reason) => return unavailable(format!("failed: {reason}")),
+                    UpState::Stopped => return unavailable("stopped".into()),
+                    UpState::Idle => self.wake.notify_one(),
+                    UpState::Starting => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(RpcError::new(code::UPSTREAM_ERROR, "gateway stopping"));
                 }
             }
         };
-        tokio::time::timeout(self.spec.timeout, wait)
+        tokio::time::timeout(self.timeout(), wait)
             .await
             .unwrap_or_else(|_| {
                 Err(RpcError::new(
                     code::UPSTREAM_ERROR,
-                    format!("upstream `{}` is still starting", self.spec.name),
+                    format!("upstream `{}` is still starting", self.name),
                 ))
             })
     }
@@ -186,11 +324,46 @@ impl Upstream {
 
     /// A one-word state and its detail, for health reports.
     pub fn status(&self) -> (&'static str, Option<String>) {
-        match &*self.state.borrow() {
-            UpState::Starting => ("starting", None),
-            UpState::Ready(live) => ("ready", Some(live.info.era.to_string())),
-            UpState::Down(reason) => ("down", Some(reason.clone())),
-            UpState::Stopped => ("stopped", None),
+        let state = self.state.borrow();
+        let detail = match &*state {
+            UpState::Ready(live) => Some(live.info.era.to_string()),
+            UpState::Down(reason) | UpState::Failed(reason) => Some(reason.clone()),
+            _ => None,
+        };
+        (state.word(), detail)
+    }
+
+    /// Everything known about the upstream now (reads `/proc` for a child).
+    pub fn report(&self) -> UpstreamReport {
+        let (state, detail) = self.status();
+        let (pid, info) = match &*self.state.borrow() {
+            UpState::Ready(live) => (live.pid, Some(live.info.clone())),
+            _ => (None, None),
+        };
+        let usage = pid.and_then(procstat::group_usage);
+        let stats = self.stats.lock().expect("stats lock");
+        UpstreamReport {
+            name: self.name.to_string(),
+            transport: match self.spec().transport {
+                Transport::Stdio { .. } => "stdio",
+                Transport::Http { .. } => "http",
+            },
+            state,
+            detail,
+            era: info.as_ref().map(|i| i.era.to_string()),
+            protocol_version: info.map(|i| i.protocol_version),
+            pid,
+            uptime_seconds: stats
+                .since
+                .filter(|_| state == "ready")
+                .map(|t| t.elapsed().as_secs_f64()),
+            restarts: stats.restarts,
+            health_failures: stats.health_failures,
+            last_exit: stats.last_exit.clone(),
+            rss_bytes: usage.map(|u| u.rss_bytes),
+            cpu_seconds: usage.map(|u| u.cpu_seconds),
+            processes: usage.map(|u| u.processes),
+            in_flight: self.in_flight(),
         }
     }
 
@@ -227,7 +400,43 @@ impl Upstream {
         caller: Caller,
     ) -> Result<CallHandle, RpcError> {
         let live = self.live().await?;
-        live.conn.call(method, params, caller, self.spec.timeout)
+        self.touch();
+        live.conn.call(method, params, caller, self.timeout())
+    }
+
+    /// Marks the upstream as used now (for `idle_timeout`).
+    fn touch(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_used
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since the last call went out.
+    fn unused_for(&self) -> Duration {
+        let last = self.last_used.load(std::sync::atomic::Ordering::Relaxed);
+        self.epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
+
+    /// The child's recent stderr lines, and a receiver of the lines to come
+    /// (taken together, so none falls between).
+    pub fn follow_logs(&self) -> (Vec<String>, broadcast::Receiver<String>) {
+        let tail = self.log_tail.lock().expect("log lock");
+        (tail.iter().cloned().collect(), self.logs.subscribe())
+    }
+
+    fn log_sink(self: &Arc<Self>) -> impl Fn(String) + Send + 'static {
+        let me = Arc::downgrade(self);
+        move |line| {
+            let Some(me) = me.upgrade() else { return };
+            let mut tail = me.log_tail.lock().expect("log lock");
+            if tail.len() == LOG_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line.clone());
+            let _ = me.logs.send(line);
+        }
     }
 
     fn change_sink(self: &Arc<Self>) -> impl Fn(Value) + Send + Sync + 'static {
@@ -235,145 +444,6 @@ impl Upstream {
         move |msg| {
             let _ = tx.send(msg);
         }
-    }
-
-    /// Keeps a stdio child running until `stop` fires.
-    async fn supervise_stdio(self: Arc<Self>, stop: CancellationToken) {
-        let mut backoff = BACKOFF.0;
-        loop {
-            self.state.send_replace(UpState::Starting);
-            let started = tokio::time::Instant::now();
-            match stdio::StdioChild::spawn(&self.spec, self.change_sink()) {
-                Err(e) => {
-                    let reason = format!("could not start `{}`: {e}", command_of(&self.spec));
-                    tracing::error!(upstream = %self.spec.name, "{reason}");
-                    self.state.send_replace(UpState::Down(reason));
-                }
-                Ok(mut child) => {
-                    let pid = child.pid;
-                    tracing::info!(upstream = %self.spec.name, pid, "child started");
-                    enum Start {
-                        Shook(Result<PeerInfo, RpcError>),
-                        Died(String),
-                        Stop,
-                    }
-                    let conn = Arc::clone(&child.conn);
-                    let start = tokio::select! {
-                        hs = handshake(&conn, self.spec.timeout) => Start::Shook(hs),
-                        how = child.wait() => Start::Died(how),
-                        _ = stop.cancelled() => Start::Stop,
-                    };
-                    let hs = match start {
-                        Start::Shook(hs) => Some(hs),
-                        Start::Died(how) => {
-                            let reason = format!("child {how} during the handshake");
-                            tracing::error!(upstream = %self.spec.name, pid, "{reason}");
-                            child.conn.close(reason.clone());
-                            self.state.send_replace(UpState::Down(reason));
-                            None
-                        }
-                        Start::Stop => {
-                            child.stop().await;
-                            break;
-                        }
-                    };
-                    match hs {
-                        Some(Ok(info)) => {
-                            tracing::info!(upstream = %self.spec.name, pid, era = %info.era, version = %info.protocol_version, "upstream ready");
-                            let live = Arc::new(Live {
-                                conn: Arc::clone(&child.conn),
-                                info,
-                                pid,
-                            });
-                            let listen = listen_for_changes(&live, self.watched.subscribe());
-                            self.state.send_replace(UpState::Ready(live));
-                            let ended = tokio::select! {
-                                how = child.wait() => Some(how),
-                                _ = stop.cancelled() => None,
-                            };
-                            if let Some(l) = listen {
-                                l.abort();
-                            }
-                            match ended {
-                                Some(how) => {
-                                    let reason = format!("child process {how}");
-                                    tracing::warn!(upstream = %self.spec.name, pid, "{reason}; restarting");
-                                    // Down first, so that no new call picks the dead connection.
-                                    self.state.send_replace(UpState::Down(reason.clone()));
-                                    child
-                                        .conn
-                                        .close(format!("upstream `{}`: {reason}", self.spec.name));
-                                }
-                                None => {
-                                    self.state.send_replace(UpState::Stopped);
-                                    child.stop().await;
-                                    break;
-                                }
-                            }
-                        }
-                        Some(Err(e)) => {
-                            let reason = format!("handshake failed: {e}");
-                            tracing::error!(upstream = %self.spec.name, pid, "{reason}");
-                            self.state.send_replace(UpState::Down(reason));
-                            child.stop().await;
-                        }
-                        None => {}
-                    }
-                }
-            }
-            if started.elapsed() >= HEALTHY_AFTER {
-                backoff = BACKOFF.0;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.cancelled() => break,
-            }
-            backoff = (backoff * 2).min(BACKOFF.1);
-        }
-        self.state.send_replace(UpState::Stopped);
-    }
-
-    /// Keeps a remote connection established until `stop` fires.
-    async fn supervise_http(self: Arc<Self>, stop: CancellationToken) {
-        let mut backoff = BACKOFF.0;
-        loop {
-            self.state.send_replace(UpState::Starting);
-            match http::HttpUpstream::connect(&self.spec, self.change_sink()).await {
-                Ok(remote) => {
-                    tracing::info!(upstream = %self.spec.name, era = %remote.info.era, version = %remote.info.protocol_version, "remote upstream ready");
-                    backoff = BACKOFF.0;
-                    let live = Arc::new(Live {
-                        conn: Arc::clone(&remote.conn),
-                        info: remote.info.clone(),
-                        pid: None,
-                    });
-                    let listen = listen_for_changes(&live, self.watched.subscribe());
-                    self.state.send_replace(UpState::Ready(live));
-                    let _stop_listening = listen.map(AbortOnDrop);
-                    tokio::select! {
-                        reason = remote.closed() => {
-                            tracing::warn!(upstream = %self.spec.name, "remote connection lost: {reason}; reconnecting");
-                            self.state.send_replace(UpState::Down(reason));
-                        }
-                        _ = stop.cancelled() => {
-                            self.state.send_replace(UpState::Stopped);
-                            remote.shutdown().await;
-                            break;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(upstream = %self.spec.name, "could not connect: {e}");
-                    self.state.send_replace(UpState::Down(e.to_string()));
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.cancelled() => break,
-            }
-            backoff = (backoff * 2).min(BACKOFF.1);
-        }
-        self.state.send_replace(UpState::Stopped);
     }
 }
 
@@ -593,52 +663,94 @@ pub fn modern_meta(capabilities: &Value) -> Value {
     })
 }
 
-/// Every configured upstream, by name.
+/// Every upstream, by name; upstreams come and go with the configuration.
 pub struct Upstreams {
-    by_name: BTreeMap<UpstreamName, Arc<Upstream>>,
+    by_name: std::sync::RwLock<BTreeMap<UpstreamName, Arc<Upstream>>>,
     stop: CancellationToken,
-    tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// What [`Upstreams::apply`] did to one upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Added,
+    Changed,
+    Unchanged,
 }
 
 impl Upstreams {
     /// Starts every upstream in the background; calls wait for each to be ready.
     pub fn start(specs: &[UpstreamSpec]) -> Arc<Self> {
-        let stop = CancellationToken::new();
-        let mut by_name = BTreeMap::new();
-        let mut tasks = Vec::new();
+        let this = Arc::new(Self {
+            by_name: std::sync::RwLock::new(BTreeMap::new()),
+            stop: CancellationToken::new(),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        });
         for spec in specs {
-            let up = Upstream::new(spec.clone());
-            let task = match spec.transport {
-                Transport::Stdio { .. } => {
-                    tokio::spawn(Arc::clone(&up).supervise_stdio(stop.clone()))
-                }
-                Transport::Http { .. } => {
-                    tokio::spawn(Arc::clone(&up).supervise_http(stop.clone()))
-                }
-            };
-            tasks.push(task);
-            by_name.insert(spec.name.clone(), up);
+            this.apply(spec.clone());
         }
-        Arc::new(Self {
-            by_name,
-            stop,
-            tasks: tokio::sync::Mutex::new(tasks),
-        })
+        this
     }
 
-    pub fn get(&self, name: &UpstreamName) -> Option<&Arc<Upstream>> {
-        self.by_name.get(name)
+    /// Adds `spec`'s upstream, or updates the running one of that name (it
+    /// restarts with the new spec once its calls drain; an equal spec
+    /// changes nothing).
+    pub fn apply(&self, spec: UpstreamSpec) -> Applied {
+        let mut map = self.by_name.write().expect("upstreams lock");
+        if let Some(up) = map.get(&spec.name) {
+            return if up.update(spec) {
+                Applied::Changed
+            } else {
+                Applied::Unchanged
+            };
+        }
+        let up = Upstream::new(spec, self.stop.child_token());
+        let task = tokio::spawn(Arc::clone(&up).supervise());
+        self.tasks.lock().expect("tasks lock").push(task);
+        map.insert(up.name().clone(), up);
+        Applied::Added
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Upstream>> {
-        self.by_name.values()
+    /// Removes an upstream: new calls no longer find it; calls in flight
+    /// finish (up to its timeout), then it stops. False if there was none.
+    pub fn remove(&self, name: &UpstreamName) -> bool {
+        let Some(up) = self.by_name.write().expect("upstreams lock").remove(name) else {
+            return false;
+        };
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + up.timeout();
+            while up.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            up.stop.cancel();
+            tracing::info!(upstream = %up.name(), "removed");
+        });
+        true
+    }
+
+    pub fn get(&self, name: &UpstreamName) -> Option<Arc<Upstream>> {
+        self.by_name
+            .read()
+            .expect("upstreams lock")
+            .get(name)
+            .cloned()
+    }
+
+    /// Every upstream now, in name order.
+    pub fn all(&self) -> Vec<Arc<Upstream>> {
+        self.by_name
+            .read()
+            .expect("upstreams lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Stops every upstream (children: stdin closed, then SIGTERM, then
     /// SIGKILL to the process group) and waits for all of them.
     pub async fn shutdown(&self) {
         self.stop.cancel();
-        let tasks = std::mem::take(&mut *self.tasks.lock().await);
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
         for t in tasks {
             let _ = t.await;
         }

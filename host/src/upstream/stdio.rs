@@ -131,6 +131,7 @@ impl StdioChild {
     pub fn spawn(
         spec: &UpstreamSpec,
         on_change: impl Fn(Value) + Send + Sync + 'static,
+        on_stderr: impl Fn(String) + Send + 'static,
     ) -> std::io::Result<StdioChild> {
         let Transport::Stdio {
             command,
@@ -200,6 +201,7 @@ impl StdioChild {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 tracing::info!(target: "switchyard::upstream::stderr", upstream = %name, "{line}");
+                on_stderr(line);
             }
         });
 
@@ -214,8 +216,8 @@ impl StdioChild {
     }
 
     /// Waits until the child exits or its stdout closes (either means the
-    /// connection is over), and returns a description of how it ended.
-    pub async fn wait(&mut self) -> String {
+    /// connection is over), and returns how it ended.
+    pub async fn wait(&mut self) -> Exit {
         let reader = &mut self.reader;
         tokio::select! {
             status = self.child.wait() => describe(status),
@@ -223,7 +225,7 @@ impl StdioChild {
                 // stdout closed: give the process a moment to report its status.
                 match tokio::time::timeout(Duration::from_millis(500), self.child.wait()).await {
                     Ok(status) => describe(status),
-                    Err(_) => "closed its stdout".to_owned(),
+                    Err(_) => Exit { how: "closed its stdout".to_owned(), clean: false },
                 }
             }
         }
@@ -276,16 +278,26 @@ impl Drop for StdioChild {
     }
 }
 
-fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+/// How a child ended.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    /// "exited with status 1", "was killed by signal 9", …
+    pub how: String,
+    /// Exit status 0: not a failure (for `restart.policy = "on-failure"`).
+    pub clean: bool,
+}
+
+fn describe(status: std::io::Result<std::process::ExitStatus>) -> Exit {
     use std::os::unix::process::ExitStatusExt;
-    match status {
+    let (how, clean) = match status {
         Ok(s) => match (s.code(), s.signal()) {
-            (Some(c), _) => format!("exited with status {c}"),
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            _ => "exited".to_owned(),
+            (Some(c), _) => (format!("exited with status {c}"), c == 0),
+            (None, Some(sig)) => (format!("was killed by signal {sig}"), false),
+            _ => ("exited".to_owned(), false),
         },
-        Err(e) => format!("could not be waited for: {e}"),
-    }
+        Err(e) => (format!("could not be waited for: {e}"), false),
+    };
+    Exit { how, clean }
 }
 
 fn truncate(s: &str, max: usize) -> &str {
