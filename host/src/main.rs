@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 mod scaffold;
 
@@ -155,8 +154,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            init_logging(config.telemetry.log_format);
             let rt = runtime();
+            let _traces = init_logging(&rt, &config.telemetry);
             // Plugins load before the port binds: a plugin that does not
             // compile or refuses its config is a configuration error.
             let plugins = match rt.block_on(switchyard::plugin::Plugins::load(&config.plugins)) {
@@ -223,8 +222,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            init_logging(config.telemetry.log_format);
             let rt = runtime();
+            let _traces = init_logging(&rt, &config.telemetry);
             let plugins = match rt.block_on(switchyard::plugin::Plugins::load(&config.plugins)) {
                 Ok(p) => p,
                 Err(e) => {
@@ -305,7 +304,6 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo { args } => {
-            init_logging(switchyard::config::LogFormat::Text);
             let opts = match switchyard_demo::parse_args(args.into_iter()) {
                 Ok(o) => o,
                 Err(e) => {
@@ -314,6 +312,7 @@ fn main() -> ExitCode {
                 }
             };
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let _traces = init_logging(&rt, &switchyard::config::TelemetryConfig::default());
             match rt.block_on(switchyard_demo::serve_stdio(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -400,23 +399,20 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`); `[telemetry]
-/// log_format` (or `SWITCHYARD_LOG_FORMAT`) picks text or JSON lines.
-fn init_logging(format: switchyard::config::LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only for a terminal: piped logs stay plain text for tools.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let json = match std::env::var("SWITCHYARD_LOG_FORMAT").as_deref() {
-        Ok("json") => true,
-        Ok("text") => false,
-        _ => format == switchyard::config::LogFormat::Json,
-    };
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+/// Logs to stderr (`RUST_LOG` filters, default `info`; `[telemetry]
+/// log_format` or `SWITCHYARD_LOG_FORMAT` picks text or JSON lines), and
+/// traces to `[telemetry] otlp_endpoint` when set. The guard flushes traces
+/// when dropped (before the runtime is).
+fn init_logging(
+    rt: &tokio::runtime::Runtime,
+    telemetry: &switchyard::config::TelemetryConfig,
+) -> Option<switchyard::telemetry::TraceGuard> {
+    let _inside = rt.enter();
+    match switchyard::telemetry::init_logs_and_traces(telemetry) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            eprintln!("switchyard: logging/tracing not set up: {e}");
+            None
+        }
     }
 }

@@ -686,9 +686,19 @@ impl Gateway {
         params: Option<Value>,
         sink: &Sink,
     ) -> Result<Value, Failure> {
+        use tracing::Instrument;
         let started = std::time::Instant::now();
         let upstream = self.upstream_of(route, method, params.as_ref());
-        let result = self.handle_inner(route, ctx, method, params, sink).await;
+        let span = crate::telemetry::request_span(
+            route.path.as_str(),
+            method,
+            upstream.as_ref().map(UpstreamName::as_str),
+            params.as_ref(),
+        );
+        let result = self
+            .handle_inner(route, ctx, method, params, sink)
+            .instrument(span.clone())
+            .await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(f) => match f.side {
@@ -697,6 +707,7 @@ impl Gateway {
                 Side::Upstream => "upstream_error",
             },
         };
+        span.record("outcome", outcome);
         crate::telemetry::record_request(
             route.path.as_str(),
             upstream.as_ref().map(UpstreamName::as_str),
@@ -1101,6 +1112,28 @@ impl Gateway {
 
     /// Sends one request to one upstream and relays what comes back.
     async fn forward(
+        &self,
+        up: &Upstream,
+        ctx: &ClientCtx,
+        method: &str,
+        params: Option<Value>,
+        sink: &Sink,
+    ) -> Result<Value, Failure> {
+        use tracing::Instrument;
+        let span = tracing::debug_span!(
+            target: crate::telemetry::TRACE_TARGET,
+            "upstream.call",
+            otel.name = %format!("upstream {method}"),
+            otel.kind = "client",
+            upstream = up.name().as_str(),
+            method,
+        );
+        self.forward_inner(up, ctx, method, params, sink)
+            .instrument(span)
+            .await
+    }
+
+    async fn forward_inner(
         &self,
         up: &Upstream,
         ctx: &ClientCtx,

@@ -129,3 +129,179 @@ pub fn record_request(
     )
     .record(took.as_secs_f64());
 }
+
+// ---------------------------------------------------------------------------
+// Logs and traces.
+//
+// One `tracing` subscriber: a fmt layer (text or JSON, filtered by
+// `RUST_LOG`, default `info`) and, when `[telemetry] otlp_endpoint` is set,
+// a `tracing-opentelemetry` layer that turns the gateway's trace spans
+// (target `switchyard::trace`, level DEBUG, so they cost nothing when no
+// exporter wants them) into OpenTelemetry spans exported over OTLP/HTTP
+// (JSON) in batches. Spans, nested as a request meets them:
+//
+//   mcp.request      route, method, upstream, outcome; parent: `_meta.traceparent`
+//   ├─ plugin.hook   plugin, hook (each plugin call of either phase)
+//   └─ upstream.call upstream, method
+// ---------------------------------------------------------------------------
+
+/// The target of the gateway's trace spans.
+pub const TRACE_TARGET: &str = "switchyard::trace";
+
+/// Flushes and stops the trace exporter when dropped (at exit).
+pub struct TraceGuard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl Drop for TraceGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("switchyard: flushing traces failed: {e}");
+        }
+    }
+}
+
+/// The exporter's HTTP client: our reqwest, run on the gateway's runtime
+/// (the batch exporter calls from its own thread, outside any runtime).
+#[derive(Debug)]
+struct OtlpHttp {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Handle,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for OtlpHttp {
+    async fn send_bytes(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        let client = self.client.clone();
+        let (parts, body) = request.into_parts();
+        let sent = self.runtime.spawn(async move {
+            let resp = client
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await?;
+            let (status, headers) = (resp.status(), resp.headers().clone());
+            Ok::<_, reqwest::Error>((status, headers, resp.bytes().await?))
+        });
+        let (status, headers, body) = sent.await??;
+        let mut resp = http::Response::new(body);
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        Ok(resp)
+    }
+}
+
+/// Installs the process's logging (and trace export, if configured). Call
+/// once, inside the runtime the gateway will run on.
+pub fn init_logs_and_traces(config: &crate::config::TelemetryConfig) -> anyhow::Result<TraceGuard> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match std::env::var("SWITCHYARD_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => config.log_format == crate::config::LogFormat::Json,
+    };
+    // Colours only for a terminal: piped logs stay plain text for tools.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json().boxed()
+    } else {
+        fmt.boxed()
+    };
+    let (otel, provider) = match &config.otlp_endpoint {
+        None => (None, None),
+        Some(base) => {
+            let endpoint = format!("{}/v1/traces", base.as_str().trim_end_matches('/'));
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_http_client(OtlpHttp {
+                    client: reqwest::Client::new(),
+                    runtime: tokio::runtime::Handle::current(),
+                })
+                .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+                .with_endpoint(endpoint)
+                .build()?;
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name(config.service_name.clone())
+                        .build(),
+                )
+                .build();
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("switchyard"))
+                .with_filter(
+                    tracing_subscriber::filter::Targets::new()
+                        .with_target(TRACE_TARGET, tracing::Level::DEBUG),
+                );
+            (Some(layer), Some(provider))
+        }
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .try_init()?;
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    Ok(TraceGuard(provider))
+}
+
+/// Reads W3C trace context (`traceparent`, `tracestate`) from a request's
+/// `_meta`.
+struct MetaCarrier<'a>(&'a serde_json::Map<String, serde_json::Value>);
+
+impl opentelemetry::propagation::Extractor for MetaCarrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(serde_json::Value::as_str)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// The span of one client request; its parent is the client's trace when
+/// `_meta` carries a `traceparent`.
+pub fn request_span(
+    route: &str,
+    method: &str,
+    upstream: Option<&str>,
+    params: Option<&serde_json::Value>,
+) -> tracing::Span {
+    let span = tracing::debug_span!(
+        target: TRACE_TARGET,
+        "mcp.request",
+        otel.name = %format!("mcp {method}"),
+        otel.kind = "server",
+        rpc.system = "mcp",
+        rpc.method = method,
+        route,
+        upstream = upstream.unwrap_or(""),
+        outcome = tracing::field::Empty,
+    );
+    if !span.is_disabled()
+        && let Some(meta) = params
+            .and_then(|p| p.get("_meta"))
+            .and_then(serde_json::Value::as_object)
+        && meta.contains_key("traceparent")
+    {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let parent =
+            opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetaCarrier(meta)));
+        let _ = span.set_parent(parent);
+    }
+    span
+}

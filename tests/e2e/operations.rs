@@ -592,3 +592,131 @@ fn gw_gone_url() -> String {
     drop(l);
     format!("http://{addr}")
 }
+
+/// An OTLP/HTTP receiver on `127.0.0.1:0`: keeps every JSON body posted
+/// to `/v1/traces`.
+async fn otlp_receiver() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+) {
+    use axum::routing::post;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = std::sync::Arc::clone(&got);
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let sink = std::sync::Arc::clone(&sink);
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    sink.lock().unwrap().push(v);
+                }
+                axum::Json(json!({}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, got)
+}
+
+#[tokio::test]
+async fn traces_reach_an_otlp_receiver_nested_as_documented() {
+    use tokio::io::AsyncBufReadExt;
+    let (otlp, received) = otlp_receiver().await;
+    let dir = tempdir();
+    let file = dir.join("traced.toml");
+    std::fs::write(
+        &file,
+        expand(&format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n{}\
+             [plugins.guard]\ncomponent = \"builtin:filter\"\nconfig = {{ tools = {{ deny = [\"never-*\"] }} }}\n\n\
+             [[routes]]\npath = \"/mcp\"\nplugins = [\"guard\"]\n\n\
+             [telemetry]\notlp_endpoint = \"http://{otlp}\"\nservice_name = \"switchyard-under-test\"\n",
+            demo_config(&[("demo", "")])
+        )),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("local=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the gateway exited before listening");
+    })
+    .await
+    .expect("listening");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    // The client's trace: the request span must join it.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let mut body = modern_body(
+        json!(1),
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "traced"}}),
+    );
+    body["params"]["_meta"]["traceparent"] = json!(format!("00-{trace_id}-{client_span}-01"));
+    let r = send_modern(&format!("http://{addr}/mcp"), &body).await;
+    assert_eq!(
+        r.last()["result"]["content"][0]["text"],
+        "Echo: traced",
+        "{}",
+        r.last()
+    );
+
+    // SIGTERM: the exporter flushes at exit.
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe {
+        libc::kill(child.id().unwrap() as i32, libc::SIGTERM);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success());
+
+    let spans: Vec<Value> = {
+        let got = received.lock().unwrap();
+        let service = got
+            .iter()
+            .flat_map(|b| b["resourceSpans"].as_array().cloned().unwrap_or_default())
+            .find_map(|rs| {
+                rs["resource"]["attributes"]
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["key"] == "service.name")
+                    .map(|a| a["value"]["stringValue"].clone())
+            });
+        assert_eq!(service, Some(json!("switchyard-under-test")), "{got:?}");
+        got.iter()
+            .flat_map(|b| b["resourceSpans"].as_array().cloned().unwrap_or_default())
+            .flat_map(|rs| rs["scopeSpans"].as_array().cloned().unwrap_or_default())
+            .flat_map(|ss| ss["spans"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let named = |name: &str| -> Value {
+        spans
+            .iter()
+            .find(|s| s["name"] == name && s["traceId"] == trace_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no span {name} in trace {trace_id}: {spans:#?}"))
+    };
+    let request = named("mcp tools/call");
+    assert_eq!(request["parentSpanId"], client_span, "{request}");
+    let upstream = named("upstream tools/call");
+    assert_eq!(upstream["parentSpanId"], request["spanId"], "{upstream}");
+    let plugin = named("plugin guard on-request");
+    assert_eq!(plugin["parentSpanId"], request["spanId"], "{plugin}");
+}

@@ -314,7 +314,14 @@ impl Loaded {
             Call::Notification(_) => "on-notification",
         };
         let started = std::time::Instant::now();
-        let answer = self.invoke_timed(call, scratch).await;
+        let span = tracing::debug_span!(
+            target: crate::telemetry::TRACE_TARGET,
+            "plugin.hook",
+            otel.name = %format!("plugin {} {hook}", self.spec.name),
+            plugin = self.spec.name.as_str(),
+            hook,
+        );
+        let answer = tracing::Instrument::instrument(self.invoke_timed(call, scratch), span).await;
         metrics::histogram!(
             "switchyard_plugin_hook_duration_seconds",
             "plugin" => self.spec.name.as_str().to_owned(),
