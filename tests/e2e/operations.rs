@@ -373,6 +373,30 @@ async fn admin_operations_work_and_added_upstreams_survive_a_restart() {
     );
     let (status, _) = admin.post("/admin/upstreams/nope/restart", None).await;
     assert_eq!(status, 404);
+    // Replace it (PUT): a changed spec restarts it, and it serves the new one.
+    let pid = gw.pid_of("extra").await.unwrap();
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            "/admin/upstreams/extra",
+            Some(json!({"command": BIN, "args": ["demo", "--name", "extra-v2"], "timeout": "10s"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["applied"]["upstreams_changed"], json!(["extra"]));
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            gw.pid_of("extra").await.is_some_and(|p| p != pid)
+        })
+        .await
+    );
+    let r = modern(
+        &url,
+        "tools/call",
+        json!({"name": "extra__whoami", "arguments": {}}),
+    )
+    .await;
+    assert!(r.last().to_string().contains("extra-v2"), "{}", r.last());
 
     // Routes with their chains; the aggregated tools.
     let (_, routes) = admin.get("/admin/routes").await;
