@@ -142,14 +142,7 @@ async fn openapi() -> Response {
 }
 
 async fn list_upstreams(State(st): State<Arc<AdminState>>) -> Response {
-    let reports: Vec<_> = st
-        .gateway
-        .upstreams()
-        .all()
-        .iter()
-        .map(|u| u.report())
-        .collect();
-    axum::Json(reports).into_response()
+    axum::Json(st.gateway.upstreams().reports()).into_response()
 }
 
 fn find(st: &AdminState, name: &str) -> Result<Arc<crate::upstream::Upstream>, Problem> {

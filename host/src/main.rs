@@ -147,23 +147,9 @@ fn main() -> ExitCode {
             let path = config
                 .or_else(|| std::env::var_os("SWITCHYARD_CONFIG").map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-            let config = match switchyard::config::load(Some(&path)) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            let rt = runtime();
-            let _traces = init_logging(&rt, &config.telemetry);
-            // Plugins load before the port binds: a plugin that does not
-            // compile or refuses its config is a configuration error.
-            let plugins = match rt.block_on(switchyard::plugin::Plugins::load(&config.plugins)) {
+            let (config, plugins, rt, _traces) = match prepare(&path) {
                 Ok(p) => p,
-                Err(e) => {
-                    eprintln!("{}: {e}", path.display());
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+                Err(code) => return code,
             };
             match rt.block_on(serve(config, plugins)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -215,21 +201,9 @@ fn main() -> ExitCode {
             config: path,
             route,
         } => {
-            let config = match switchyard::config::load(Some(&path)) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            let rt = runtime();
-            let _traces = init_logging(&rt, &config.telemetry);
-            let plugins = match rt.block_on(switchyard::plugin::Plugins::load(&config.plugins)) {
+            let (config, plugins, rt, _traces) = match prepare(&path) {
                 Ok(p) => p,
-                Err(e) => {
-                    eprintln!("{}: {e}", path.display());
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+                Err(code) => return code,
             };
             let served = rt.block_on(switchyard::stdio_front::serve(
                 config,
@@ -322,6 +296,33 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// What `serve` and `stdio` need before serving: the validated config, its
+/// plugins loaded (a plugin that does not compile or refuses its config is a
+/// configuration error, found before any port binds), the runtime, and
+/// logging/tracing. Exit 64 naming the file otherwise.
+type Prepared = (
+    switchyard::config::Config,
+    switchyard::plugin::Plugins,
+    tokio::runtime::Runtime,
+    Option<switchyard::telemetry::TraceGuard>,
+);
+
+fn prepare(path: &std::path::Path) -> Result<Prepared, ExitCode> {
+    let config = switchyard::config::load(Some(path)).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    let rt = runtime();
+    let traces = init_logging(&rt, &config.telemetry);
+    let plugins = rt
+        .block_on(switchyard::plugin::Plugins::load(&config.plugins))
+        .map_err(|e| {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        })?;
+    Ok((config, plugins, rt, traces))
 }
 
 /// `import claude-desktop`: the TOML to stdout or `out`, notes to stderr;

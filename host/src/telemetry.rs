@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::upstream::{UpState, Upstream};
+use crate::upstream::{UpState, UpstreamReport};
 
 /// The process-wide recorder (installed on first use; several gateways in
 /// one process, as in tests, share it).
@@ -51,10 +51,9 @@ pub fn init_metrics() {
 }
 
 /// The Prometheus text exposition, with upstream gauges as of now.
-pub fn render(upstreams: &[std::sync::Arc<Upstream>]) -> String {
+pub fn render(upstreams: &[UpstreamReport]) -> String {
     let handle = handle();
-    for up in upstreams {
-        let report = up.report();
+    for report in upstreams {
         let name = report.name.clone();
         for word in UpState::WORDS {
             metrics::gauge!("switchyard_upstream_up", "upstream" => name.clone(), "state" => word)

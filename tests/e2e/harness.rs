@@ -522,3 +522,11 @@ pub async fn upstream_report(gw: &Gateway, name: &str) -> Value {
         .cloned()
         .unwrap_or(Value::Null)
 }
+
+/// Waits up to `limit` for an upstream to reach `state` in `/healthz`.
+pub async fn reaches(gw: &Gateway, name: &str, state: &str, limit: Duration) -> bool {
+    eventually(limit, async || {
+        upstream_report(gw, name).await["state"] == state
+    })
+    .await
+}

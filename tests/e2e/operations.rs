@@ -283,12 +283,7 @@ async fn admin_operations_work_and_added_upstreams_survive_a_restart() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["routes"], json!(["/mcp"]));
     assert_eq!(body["persisted"], true);
-    assert!(
-        eventually(Duration::from_secs(10), async || {
-            upstream_report(&gw, "extra").await["state"] == "ready"
-        })
-        .await
-    );
+    assert!(reaches(&gw, "extra", "ready", Duration::from_secs(10)).await);
     let r = modern(
         &url,
         "tools/call",
@@ -328,14 +323,7 @@ async fn admin_operations_work_and_added_upstreams_survive_a_restart() {
     let pid = gw.pid_of("extra").await.unwrap();
     let (status, _) = admin.post("/admin/upstreams/extra/stop", None).await;
     assert_eq!(status, 202);
-    assert!(
-        eventually(Duration::from_secs(10), async || upstream_report(
-            &gw, "extra"
-        )
-        .await["state"]
-            == "stopped")
-        .await
-    );
+    assert!(reaches(&gw, "extra", "stopped", Duration::from_secs(10)).await);
     assert!(eventually(Duration::from_secs(5), async || !alive(pid)).await);
     let r = modern(
         &url,
@@ -353,14 +341,7 @@ async fn admin_operations_work_and_added_upstreams_survive_a_restart() {
     );
     let (status, _) = admin.post("/admin/upstreams/extra/start", None).await;
     assert_eq!(status, 202);
-    assert!(
-        eventually(Duration::from_secs(10), async || upstream_report(
-            &gw, "extra"
-        )
-        .await["state"]
-            == "ready")
-        .await
-    );
+    assert!(reaches(&gw, "extra", "ready", Duration::from_secs(10)).await);
     let pid = gw.pid_of("extra").await.unwrap();
     let (status, _) = admin.post("/admin/upstreams/extra/restart", None).await;
     assert_eq!(status, 202);

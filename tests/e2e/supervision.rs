@@ -15,10 +15,7 @@ async fn a_crash_loop_backs_off_and_ends_marked_failed() {
     .await;
     let started = Instant::now();
     assert!(
-        eventually(Duration::from_secs(20), async || {
-            upstream_report(&gw, "flaky").await["state"] == "failed"
-        })
-        .await,
+        reaches(&gw, "flaky", "failed", Duration::from_secs(20)).await,
         "{}",
         gw.health().await
     );
@@ -57,10 +54,7 @@ async fn restart_policies_on_failure_and_never() {
     .await;
     for name in ["clean", "never"] {
         assert!(
-            eventually(Duration::from_secs(10), async || {
-                upstream_report(&gw, name).await["state"] == "failed"
-            })
-            .await,
+            reaches(&gw, name, "failed", Duration::from_secs(10)).await,
             "{}",
             gw.health().await
         );
@@ -259,10 +253,7 @@ async fn lazy_upstreams_start_on_first_use_and_stop_when_idle() {
     assert!(r["processes"].as_u64().unwrap() >= 1, "{r}");
     assert!(r["uptime_seconds"].as_f64().unwrap() >= 0.0, "{r}");
     assert!(
-        eventually(Duration::from_secs(10), async || {
-            upstream_report(&gw, "demo").await["state"] == "idle"
-        })
-        .await,
+        reaches(&gw, "demo", "idle", Duration::from_secs(10)).await,
         "{}",
         gw.health().await
     );

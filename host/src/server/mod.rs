@@ -115,20 +115,14 @@ pub fn router(state: Arc<ServerState>) -> Router {
 }
 
 async fn healthz(State(st): State<Arc<ServerState>>) -> Response {
-    let upstreams: Vec<_> = st
-        .gateway
-        .upstreams()
-        .all()
-        .iter()
-        .map(|u| u.report())
-        .collect();
+    let upstreams = st.gateway.upstreams().reports();
     axum::Json(json!({"status": "ok", "sessions": st.sessions.len(), "upstreams": upstreams}))
         .into_response()
 }
 
 /// `GET /metrics`: Prometheus text exposition (see [`crate::telemetry`]).
 async fn metrics(State(st): State<Arc<ServerState>>) -> Response {
-    let text = crate::telemetry::render(&st.gateway.upstreams().all());
+    let text = crate::telemetry::render(&st.gateway.upstreams().reports());
     (
         [(
             header::CONTENT_TYPE,

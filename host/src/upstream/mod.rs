@@ -746,6 +746,11 @@ impl Upstreams {
             .collect()
     }
 
+    /// Every upstream's report, in name order.
+    pub fn reports(&self) -> Vec<UpstreamReport> {
+        self.all().iter().map(|u| u.report()).collect()
+    }
+
     /// Stops every upstream (children: stdin closed, then SIGTERM, then
     /// SIGKILL to the process group) and waits for all of them.
     pub async fn shutdown(&self) {
