@@ -406,7 +406,9 @@ impl Gateway {
     /// forwarding each upstream's change notifications to its routes.
     pub fn new(config: &Config, upstreams: Arc<Upstreams>, plugins: Plugins) -> Arc<Self> {
         let table = RouteTable::new(&config.routes);
-        let bridge = Arc::new(Bridge::default());
+        let bridge = Arc::new(Bridge::with_key(
+            config.server.state_key.as_ref().map(|k| k.0.as_bytes()),
+        ));
         let sweeper = Arc::downgrade(&bridge);
         tokio::spawn(async move {
             loop {
@@ -1128,9 +1130,26 @@ impl Gateway {
             upstream = up.name().as_str(),
             method,
         );
-        self.forward_inner(up, ctx, method, params, sink)
+        let mut result = self
+            .forward_inner(up, ctx, method, params, sink)
             .instrument(span)
-            .await
+            .await;
+        // A modern client's list and read results say how long they stay
+        // fresh: the operator's hint for an upstream that gives none.
+        if ctx.era == Era::Modern
+            && (ListKind::of(method).is_some() || method == "resources/read")
+            && let Some(hint) = up.spec().cache_hint
+            && let Ok(Value::Object(obj)) = &mut result
+            && obj.get("resultType").is_none_or(|t| t == "complete")
+            && !obj.contains_key("ttlMs")
+        {
+            obj.insert("ttlMs".into(), hint.ttl_ms.into());
+            obj.insert(
+                "cacheScope".into(),
+                if hint.public { "public" } else { "private" }.into(),
+            );
+        }
+        result
     }
 
     async fn forward_inner(

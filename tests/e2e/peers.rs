@@ -531,6 +531,60 @@ async fn conformance_suite_passes_against_a_legacy_stdio_upstream() {
     gw.shutdown().await;
 }
 
+/// The 0.2 pre-release suite's 2026-07-28 requirements against the same
+/// legacy fixture: every scenario reaches the modern conformance client
+/// through the era bridge (`InputRequiredResult`s, stateless requests,
+/// header validation, caching hints).
+#[tokio::test]
+async fn conformance_2026_07_28_requirements_pass_through_the_era_bridge() {
+    let p = peers();
+    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("conformance-next-{}", std::process::id()));
+    let url = gw.url("/mcp");
+    let run = Command::new("bash")
+        .arg(p.get("PEERS_CONFORMANCE_SH"))
+        .arg(&url)
+        .arg("--next")
+        .arg("--out")
+        .arg(&out_dir)
+        .env("SWITCHYARD_PEERS", p.get("SWITCHYARD_PEERS"))
+        .env("CONFORMANCE_TIMEOUT", "110")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the conformance suite ends within 120 s")
+        .expect("conformance.sh starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let passed = |scenario: &str| {
+        stdout.lines().any(|l| {
+            let mut words = l.split_whitespace();
+            matches!(words.next(), Some("PASS" | "pass*")) && words.next() == Some(scenario)
+        })
+    };
+    let required = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|s| s.starts_with("input-required-result-"))
+        .map(str::to_owned)
+        .chain(["server-stateless", "http-header-validation", "caching"].map(str::to_owned))
+        .collect::<Vec<_>>();
+    assert!(required.len() >= 17, "scenarios missing:\n{stdout}");
+    for scenario in &required {
+        assert!(passed(scenario), "{scenario} did not pass:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("37/37 scenarios passed, 0 failed"),
+        "stdout:\n{stdout}"
+    );
+    println!("{stdout}");
+    gw.shutdown().await;
+}
+
 /// `switchyard stdio`: the TypeScript SDK's stdio client launches the
 /// gateway itself, which serves its route (a legacy upstream) over
 /// stdin/stdout: tools, resources, prompts, progress, sampling and

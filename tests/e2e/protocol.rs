@@ -514,3 +514,34 @@ async fn resource_not_found_uses_each_eras_code() {
     assert_eq!(r.last()["error"]["code"], -32602, "{:?}", r.messages);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn modern_clients_get_the_configured_freshness_of_a_legacy_upstream() {
+    let toml = format!(
+        "{}cache_hint = {{ ttl_ms = 60000, scope = \"public\" }}\n",
+        demo_config(&[("hinted", "--era legacy")])
+    ) + &demo_config(&[("plain", "--era legacy")])
+        + "[[routes]]\npath = \"/hinted\"\nupstreams = [\"hinted\"]\n[[routes]]\npath = \"/plain\"\nupstreams = [\"plain\"]\n";
+    let gw = Gateway::start(&toml).await;
+    for (path, ttl, scope) in [("/hinted", 60000, "public"), ("/plain", 0, "private")] {
+        let list = modern(&gw.url(path), "tools/list", json!({})).await;
+        assert_eq!(list.last()["result"]["ttlMs"], ttl, "{}", list.last());
+        assert_eq!(list.last()["result"]["cacheScope"], scope);
+        let read = modern(
+            &gw.url(path),
+            "resources/read",
+            json!({"uri": "demo://readme"}),
+        )
+        .await;
+        assert_eq!(read.last()["result"]["ttlMs"], ttl, "{}", read.last());
+        assert_eq!(read.last()["result"]["cacheScope"], scope);
+    }
+    // Legacy clients see no modern-only fields.
+    let legacy = Legacy::connect(&gw.url("/hinted")).await;
+    let list = legacy.result("tools/list", json!({})).await;
+    assert!(
+        list.get("resultType").is_none() && list.get("ttlMs").is_none(),
+        "{list}"
+    );
+    gw.shutdown().await;
+}

@@ -79,9 +79,14 @@ async fn ask_legacy(req: &Request, need: InputNeed) -> Asked {
             need.capability
         ));
     }
+    // A vendor hint naming the input: a gateway that turns this request into
+    // a modern `InputRequiredResult` (Switchyard's era bridge) uses it as the
+    // key, the one a modern client of this server would see.
+    let mut params = need.params;
+    params["_meta"] = serde_json::json!({ "io.switchyard/inputKey": need.key });
     match req
         .session
-        .request_client(need.method, need.params, CLIENT_ANSWER_TIMEOUT)
+        .request_client(need.method, params, CLIENT_ANSWER_TIMEOUT)
         .await
     {
         Ok(result) => Asked::Answered(result),

@@ -20,9 +20,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use interp::{ProcessEnv, Vars};
 pub use model::{
-    AdminConfig, ComponentSource, Config, DirGrant, FailureMode, Grants, HealthCheck, IpNet,
-    Isolation, LogFormat, OriginPolicy, PluginName, PluginSpec, RestartPolicy, RestartWhen,
-    RoutePath, RouteSpec, ServerConfig, TelemetryConfig, Transport, UpstreamName, UpstreamSpec,
+    AdminConfig, CacheHint, ComponentSource, Config, DirGrant, FailureMode, Grants, HealthCheck,
+    IpNet, Isolation, LogFormat, OriginPolicy, PluginName, PluginSpec, RestartPolicy, RestartWhen,
+    RoutePath, RouteSpec, Secret, ServerConfig, TelemetryConfig, Transport, UpstreamName,
+    UpstreamSpec,
 };
 pub use raw::{RawOverlay, RawUpstream};
 
@@ -175,7 +176,7 @@ fn validate(
     vars: &dyn Vars,
     invalid: &InvalidFn<'_>,
 ) -> Result<Config, ConfigError> {
-    let server = validate_server(&raw.server, invalid)?;
+    let server = validate_server(&raw.server, vars, invalid)?;
 
     let mut plugins = Vec::with_capacity(raw.plugins.len());
     for (name, p) in &raw.plugins {
@@ -537,6 +538,7 @@ fn validate_plugin(
 
 fn validate_server(
     s: &raw::RawServer,
+    vars: &dyn Vars,
     invalid: &InvalidFn<'_>,
 ) -> Result<ServerConfig, ConfigError> {
     let listen = s.listen.parse().map_err(|_| {
@@ -590,6 +592,21 @@ fn validate_server(
             "server.session_idle_timeout",
             invalid,
         )?,
+        state_key: match &s.state_key {
+            None => None,
+            Some(k) => {
+                let k = interp::interpolate(k, vars)
+                    .map_err(|e| invalid("server.state_key".into(), &"(hidden)", e.to_string()))?;
+                if k.len() < 32 {
+                    return Err(invalid(
+                        "server.state_key".into(),
+                        &"(hidden)",
+                        "must be at least 32 characters".into(),
+                    ));
+                }
+                Some(Secret(k))
+            }
+        },
     })
 }
 
@@ -785,10 +802,28 @@ fn validate_upstream(
             ));
         }
     }
+    let cache_hint = match &up.cache_hint {
+        None => None,
+        Some(h) => Some(CacheHint {
+            ttl_ms: h.ttl_ms,
+            public: match h.scope.as_deref() {
+                None | Some("private") => false,
+                Some("public") => true,
+                Some(other) => {
+                    return Err(invalid(
+                        format!("{key}.cache_hint.scope"),
+                        &other,
+                        "expected `private` or `public`".into(),
+                    ));
+                }
+            },
+        }),
+    };
     Ok(UpstreamSpec {
         name,
         transport,
         timeout,
+        cache_hint,
         restart,
         health,
         lazy: up.lazy.unwrap_or(false),

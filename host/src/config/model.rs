@@ -181,6 +181,18 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
     pub session_idle_timeout: Duration,
+    /// The era bridge's HMAC key (`None`: one made at start).
+    pub state_key: Option<Secret>,
+}
+
+/// A secret from the configuration: compared and used, never printed.
+#[derive(Clone, PartialEq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 /// Which browser origins may call the endpoint.
@@ -245,6 +257,16 @@ pub struct UpstreamSpec {
     pub lazy: bool,
     /// A child unused this long is stopped (and starts again on use).
     pub idle_timeout: Option<Duration>,
+    /// `ttlMs`/`cacheScope` given to modern clients for list and read
+    /// results this upstream sends without them.
+    pub cache_hint: Option<CacheHint>,
+}
+
+/// Freshness of results for modern clients (`ttlMs`, `cacheScope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheHint {
+    pub ttl_ms: u64,
+    pub public: bool,
 }
 
 /// When a stopped child (or a dropped connection) is brought back.

@@ -135,6 +135,8 @@ pub struct RawServer {
     pub shutdown_grace: Duration,
     /// A legacy session idle this long is forgotten.
     pub session_idle_timeout: Duration,
+    /// The HMAC key of the era bridge's `requestState` (default: made at start).
+    pub state_key: Option<String>,
 }
 
 impl Default for RawServer {
@@ -146,6 +148,7 @@ impl Default for RawServer {
             max_body_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::Text("10s".into()),
             session_idle_timeout: Duration::Text("30m".into()),
+            state_key: None,
         }
     }
 }
@@ -173,6 +176,17 @@ pub struct RawUpstream {
     pub lazy: Option<bool>,
     /// Stop a child unused this long (it starts again on the next use).
     pub idle_timeout: Option<Duration>,
+    /// Freshness hints for modern clients when this upstream gives none.
+    pub cache_hint: Option<RawCacheHint>,
+}
+
+/// `cache_hint = { ttl_ms = 60000, scope = "public" }`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheHint {
+    pub ttl_ms: u64,
+    /// `private` (default) or `public`.
+    pub scope: Option<String>,
 }
 
 /// `restart = { policy = "on-failure", max = 5, window_seconds = 60 }`

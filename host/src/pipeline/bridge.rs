@@ -107,10 +107,29 @@ fn invalid(message: &str) -> RpcError {
     )
 }
 
+/// The `_meta` key a legacy upstream may put on a server→client request to
+/// name its input in the `InputRequiredResult` (letters, digits, `_`, `-`;
+/// ignored if invalid or already used in the round).
+pub const INPUT_KEY_HINT: &str = "io.switchyard/inputKey";
+
 impl Default for Bridge {
     fn default() -> Self {
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
+        Self::with_key(None)
+    }
+}
+
+impl Bridge {
+    /// A bridge signing with `key` (`[server] state_key`), or with a key
+    /// made at start when `None`.
+    pub fn with_key(key: Option<&[u8]>) -> Self {
+        let key = match key {
+            Some(k) => Sha256::digest(k).into(),
+            None => {
+                let mut key = [0u8; 32];
+                rand::rng().fill_bytes(&mut key);
+                key
+            }
+        };
         Self {
             key,
             next: AtomicU64::new(1),
@@ -204,7 +223,24 @@ impl Bridge {
         let mut requests = Map::new();
         let mut replies = Vec::with_capacity(asked.len());
         for (n, (method, params, reply)) in asked.into_iter().enumerate() {
-            let key = format!("input-{id}-{}", n + 1);
+            // The upstream may name the input (vendor `_meta` hint), so that a
+            // modern client sees the key a native modern server would use.
+            let hinted = params
+                .as_ref()
+                .and_then(|p| p.get("_meta"))
+                .and_then(|m| m.get(INPUT_KEY_HINT))
+                .and_then(Value::as_str)
+                .filter(|k| {
+                    !k.is_empty()
+                        && k.len() <= 64
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                        && !requests.contains_key(*k)
+                });
+            let key = match hinted {
+                Some(k) => k.to_owned(),
+                None => format!("input-{id}-{}", n + 1),
+            };
             let mut req = json!({"method": method});
             if let Some(p) = params {
                 req["params"] = p;
@@ -361,6 +397,59 @@ mod tests {
             .unwrap()
             .clone();
         json!({"name": "t", "requestState": state, "inputResponses": {key: {"role": "assistant", "content": {"type": "text", "text": "x"}, "model": "m"}}})
+    }
+
+    #[tokio::test]
+    async fn a_configured_key_signs_the_same_everywhere() {
+        let key = b"a-state-key-of-at-least-32-bytes!!".as_slice();
+        let bridge = Bridge::with_key(Some(key));
+        let (result, _, binding) = round(&bridge, Duration::from_secs(30)).await;
+        let state = result["requestState"].as_str().unwrap();
+        // Same key elsewhere: the signature holds (the round, in this
+        // process's memory, is what the other one lacks).
+        let twin = Bridge::with_key(Some(key));
+        let Err(e) = twin.resume(&retry(&result, state), &binding) else {
+            panic!("no round there")
+        };
+        assert!(e.message.contains("already used or unknown"), "{e}");
+        // Another key: the signature fails first.
+        let other = Bridge::with_key(Some(b"another-key-of-at-least-32-bytes!!!"));
+        let Err(e) = other.resume(&retry(&result, state), &binding) else {
+            panic!("another key must refuse")
+        };
+        assert!(!e.message.contains("already used or unknown"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_upstream_may_name_its_input() {
+        let bridge = Bridge::default();
+        let out = Capture::default();
+        let d = Dispatcher::new("u", out.clone(), |_| {});
+        let mut call = d
+            .call("tools/call", None, SAMPLING, Duration::from_secs(30))
+            .unwrap();
+        d.dispatch(json!({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{"maxTokens":1,"_meta":{INPUT_KEY_HINT:"user_name"}}}));
+        let Some(UpEvent::ServerRequest {
+            method,
+            params,
+            reply,
+        }) = call.next().await
+        else {
+            panic!("the server request reaches the call")
+        };
+        let binding = digest("/mcp", None, "tools/call", Some(&json!({"name": "t"})));
+        let result = bridge
+            .suspend(
+                call,
+                "u",
+                (method, params, reply),
+                binding,
+                Duration::from_secs(30),
+                SAMPLING,
+            )
+            .await
+            .unwrap();
+        assert!(result["inputRequests"]["user_name"].is_object(), "{result}");
     }
 
     #[tokio::test]
