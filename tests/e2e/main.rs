@@ -24,7 +24,10 @@
 //! - `rmcp_client`: the official Rust SDK as a client.
 //! - `supervision`: restart policies, crash loops, health checks, orphans
 //!   after restarts, lazy start and idle stop.
-//! - `peers`: the TypeScript and Python SDK clients and the conformance suite
+//! - `peers`: the TypeScript and Python SDK clients (four cells: each era of
+//!   client × each era of upstream; tools, resources, prompts, progress,
+//!   sampling, elicitation, list_changed), `switchyard stdio` under the TS
+//!   stdio client, and the conformance suite (0.1.16 and 2026-07-28)
 //!   (needs `tests/peers/setup.sh`; the test command runs it).
 
 mod harness;

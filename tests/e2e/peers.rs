@@ -262,6 +262,29 @@ async fn sampling(sdk: Sdk, url: &str, extra: &[&str]) {
     .await;
 }
 
+/// `test_elicitation`: the server asks the client for input; the client's
+/// accepted content comes back in the tool's result.
+async fn elicitation(sdk: Sdk, url: &str, extra: &[&str]) {
+    step(
+        sdk,
+        url,
+        extra,
+        &[
+            "--tool",
+            "test_elicitation",
+            "--args",
+            r#"{"message":"Who are you?"}"#,
+            "--elicitation",
+            "--elicit-content",
+            r#"{"username":"ada","email":"ada@example.com"}"#,
+            "--expect-text",
+            "ada@example.com",
+        ],
+        &["tools/call:test_elicitation", "elicitation(1)"],
+    )
+    .await;
+}
+
 /// `set_tools` makes `notifications/tools/list_changed` reach the client.
 async fn list_changed(sdk: Sdk, url: &str, extra: &[&str], extra_tool: &str) {
     let args = format!(r#"{{"extra":["{extra_tool}"]}}"#);
@@ -293,23 +316,33 @@ async fn legacy_suite(sdk: Sdk, path: &str, extra: &[&str]) {
         basics(sdk, &url, extra).await;
         progress(sdk, &url, extra).await;
         sampling(sdk, &url, extra).await;
+        elicitation(sdk, &url, extra).await;
         list_changed(sdk, &url, extra, "peer_extra").await;
         gw.shutdown().await;
     }
 }
 
-/// A modern (2026-07-28) client on a modern upstream, then its sampling
-/// answered for a legacy upstream through the era bridge.
+/// A modern (2026-07-28) client on a modern upstream, then on a legacy one
+/// through the era bridge.
 async fn modern_suite(sdk: Sdk) {
     let gw = Gateway::start(&demo_config(&[("demo", "")])).await;
     let url = gw.url("/mcp");
     basics(sdk, &url, &["--expect-protocol", MODERN]).await;
     progress(sdk, &url, &[]).await;
+    // The modern upstream's own InputRequiredResults, relayed as they are.
+    sampling(sdk, &url, &["--expect-protocol", MODERN]).await;
+    elicitation(sdk, &url, &["--expect-protocol", MODERN]).await;
     list_changed(sdk, &url, &[], "modern_peer_extra").await;
     gw.shutdown().await;
-    // A legacy upstream's sampling request, bridged to this modern client.
+    // A legacy upstream: everything again, its sampling and elicitation
+    // requests bridged to this modern client as InputRequiredResults, its
+    // list_changed fed to the client's subscriptions/listen.
     let legacy = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
-    sampling(sdk, &legacy.url("/mcp"), &["--expect-protocol", MODERN]).await;
+    let url = legacy.url("/mcp");
+    basics(sdk, &url, &["--expect-protocol", MODERN]).await;
+    sampling(sdk, &url, &["--expect-protocol", MODERN]).await;
+    elicitation(sdk, &url, &["--expect-protocol", MODERN]).await;
+    list_changed(sdk, &url, &[], "modern_peer_extra").await;
     legacy.shutdown().await;
 }
 
