@@ -372,3 +372,48 @@ async fn resource_updates_from_a_modern_upstream_reach_a_legacy_subscriber() {
     assert!(seen, "no notifications/resources/updated for {uri}");
     gw.shutdown().await;
 }
+
+/// A modern client's `subscriptions/listen` with `resourceSubscriptions` on
+/// a legacy upstream: the gateway subscribes upstream (`resources/subscribe`)
+/// and the upstream's `resources/updated` reaches the listen stream, tagged.
+#[tokio::test]
+async fn resource_updates_from_a_legacy_upstream_reach_a_modern_listener() {
+    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    let url = gw.url("/mcp");
+    let uri = "demo://readme";
+    let body = modern_body(
+        json!("sub-r"),
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": [uri]}}),
+    );
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "subscriptions/listen")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream: Events = events(resp);
+    let (_, ack) = next_json(&mut stream).await;
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["notifications"]["resourceSubscriptions"],
+        json!([uri])
+    );
+    let actor = Legacy::connect(&url).await;
+    actor.call_text("touch_resource", json!({"uri": uri})).await;
+    let (_, n) = tokio::time::timeout(Duration::from_secs(10), next_json(&mut stream))
+        .await
+        .expect("an update within 10 s");
+    assert_eq!(n["method"], "notifications/resources/updated", "{n}");
+    assert_eq!(n["params"]["uri"], uri);
+    assert_eq!(
+        n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-r"
+    );
+    gw.shutdown().await;
+}
