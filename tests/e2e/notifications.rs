@@ -61,19 +61,15 @@ async fn a_legacy_upstreams_list_changed_reaches_both_eras() {
     list_changed_across("--era legacy").await;
 }
 
-async fn list_changed_across(upstream_era: &str) {
-    let gw = Gateway::start(&demo_config(&[("demo", upstream_era)])).await;
-    let url = gw.url("/mcp");
-    let listener = Legacy::connect(&url).await;
-    let mut legacy_stream = open_get(&listener, None).await;
-
+/// Opens a modern `subscriptions/listen` stream with `filter`.
+async fn listen(url: &str, id: &str, filter: Value) -> Events {
     let body = modern_body(
-        json!("sub-1"),
+        json!(id),
         "subscriptions/listen",
-        json!({"notifications": {"toolsListChanged": true}}),
+        json!({ "notifications": filter }),
     );
     let resp = reqwest::Client::new()
-        .post(&url)
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", MODERN)
@@ -83,7 +79,16 @@ async fn list_changed_across(upstream_era: &str) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let mut modern_stream: Events = events(resp);
+    events(resp)
+}
+
+async fn list_changed_across(upstream_era: &str) {
+    let gw = Gateway::start(&demo_config(&[("demo", upstream_era)])).await;
+    let url = gw.url("/mcp");
+    let listener = Legacy::connect(&url).await;
+    let mut legacy_stream = open_get(&listener, None).await;
+
+    let mut modern_stream = listen(&url, "sub-1", json!({"toolsListChanged": true})).await;
     let (_, ack) = next_json(&mut modern_stream).await;
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
     assert_eq!(
@@ -381,23 +386,7 @@ async fn resource_updates_from_a_legacy_upstream_reach_a_modern_listener() {
     let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
     let url = gw.url("/mcp");
     let uri = "demo://readme";
-    let body = modern_body(
-        json!("sub-r"),
-        "subscriptions/listen",
-        json!({"notifications": {"resourceSubscriptions": [uri]}}),
-    );
-    let resp = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", MODERN)
-        .header("mcp-method", "subscriptions/listen")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut stream: Events = events(resp);
+    let mut stream = listen(&url, "sub-r", json!({"resourceSubscriptions": [uri]})).await;
     let (_, ack) = next_json(&mut stream).await;
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
     assert_eq!(

@@ -528,39 +528,46 @@ async fn server_everything_as_a_remote_legacy_upstream() {
     );
 }
 
-#[tokio::test]
-async fn conformance_suite_passes_against_a_legacy_stdio_upstream() {
+/// Runs `conformance.sh URL ARGS…` within `limit`; its stdout, or a panic
+/// with both outputs if it fails.
+async fn conformance(url: &str, args: &[&str], name: &str, limit: u64) -> String {
     let p = peers();
-    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("conformance-{}", std::process::id()));
-    let url = gw.url("/mcp");
+    let out_dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let run = Command::new("bash")
         .arg(p.get("PEERS_CONFORMANCE_SH"))
-        .arg(&url)
+        .arg(url)
+        .args(args)
         .arg("--out")
         .arg(&out_dir)
         .env("SWITCHYARD_PEERS", p.get("SWITCHYARD_PEERS"))
-        .env("CONFORMANCE_TIMEOUT", "45")
+        .env("CONFORMANCE_TIMEOUT", (limit - 5).to_string())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(50), run)
+    let out = tokio::time::timeout(Duration::from_secs(limit), run)
         .await
-        .expect("the conformance suite ends within 50 s")
+        .expect("the conformance suite ends in time")
         .expect("conformance.sh starts");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "conformance.sh {url}: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         out.status
     );
+    println!("{stdout}");
+    stdout
+}
+
+#[tokio::test]
+async fn conformance_suite_passes_against_a_legacy_stdio_upstream() {
+    let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
+    let stdout = conformance(&gw.url("/mcp"), &[], "conformance", 50).await;
     assert!(
         stdout.contains("32/32 scenarios passed, 0 failed"),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
+        "stdout:\n{stdout}"
     );
-    println!("{stdout}");
     gw.shutdown().await;
 }
 
@@ -570,29 +577,8 @@ async fn conformance_suite_passes_against_a_legacy_stdio_upstream() {
 /// header validation, caching hints).
 #[tokio::test]
 async fn conformance_2026_07_28_requirements_pass_through_the_era_bridge() {
-    let p = peers();
     let gw = Gateway::start(&demo_config(&[("demo", "--era legacy")])).await;
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("conformance-next-{}", std::process::id()));
-    let url = gw.url("/mcp");
-    let run = Command::new("bash")
-        .arg(p.get("PEERS_CONFORMANCE_SH"))
-        .arg(&url)
-        .arg("--next")
-        .arg("--out")
-        .arg(&out_dir)
-        .env("SWITCHYARD_PEERS", p.get("SWITCHYARD_PEERS"))
-        .env("CONFORMANCE_TIMEOUT", "110")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the conformance suite ends within 120 s")
-        .expect("conformance.sh starts");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let stdout = conformance(&gw.url("/mcp"), &["--next"], "conformance-next", 120).await;
     let passed = |scenario: &str| {
         stdout.lines().any(|l| {
             let mut words = l.split_whitespace();
@@ -614,7 +600,6 @@ async fn conformance_2026_07_28_requirements_pass_through_the_era_bridge() {
         stdout.contains("37/37 scenarios passed, 0 failed"),
         "stdout:\n{stdout}"
     );
-    println!("{stdout}");
     gw.shutdown().await;
 }
 

@@ -359,12 +359,23 @@ mod tests {
 
     /// A call whose upstream asked for sampling, suspended for `ttl`.
     async fn round(bridge: &Bridge, ttl: Duration) -> (Value, Capture, Binding) {
+        round_with(bridge, ttl, json!({"maxTokens": 1})).await
+    }
+
+    /// [`round`] with the sampling request's params.
+    async fn round_with(
+        bridge: &Bridge,
+        ttl: Duration,
+        sampling: Value,
+    ) -> (Value, Capture, Binding) {
         let out = Capture::default();
         let d = Dispatcher::new("u", out.clone(), |_| {});
         let mut call = d
             .call("tools/call", None, SAMPLING, Duration::from_secs(30))
             .unwrap();
-        d.dispatch(json!({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{"maxTokens":1}}));
+        d.dispatch(
+            json!({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":sampling}),
+        );
         let Some(UpEvent::ServerRequest {
             method,
             params,
@@ -423,33 +434,18 @@ mod tests {
     #[tokio::test]
     async fn an_upstream_may_name_its_input() {
         let bridge = Bridge::default();
-        let out = Capture::default();
-        let d = Dispatcher::new("u", out.clone(), |_| {});
-        let mut call = d
-            .call("tools/call", None, SAMPLING, Duration::from_secs(30))
-            .unwrap();
-        d.dispatch(json!({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{"maxTokens":1,"_meta":{INPUT_KEY_HINT:"user_name"}}}));
-        let Some(UpEvent::ServerRequest {
-            method,
-            params,
-            reply,
-        }) = call.next().await
-        else {
-            panic!("the server request reaches the call")
-        };
-        let binding = digest("/mcp", None, "tools/call", Some(&json!({"name": "t"})));
-        let result = bridge
-            .suspend(
-                call,
-                "u",
-                (method, params, reply),
-                binding,
-                Duration::from_secs(30),
-                SAMPLING,
-            )
-            .await
-            .unwrap();
+        let hinted = json!({"maxTokens": 1, "_meta": {INPUT_KEY_HINT: "user_name"}});
+        let (result, _, _) = round_with(&bridge, Duration::from_secs(30), hinted).await;
         assert!(result["inputRequests"]["user_name"].is_object(), "{result}");
+        // An invalid hint is ignored: the gateway names it.
+        let bad = json!({"maxTokens": 1, "_meta": {INPUT_KEY_HINT: "no spaces allowed"}});
+        let (result, _, _) = round_with(&bridge, Duration::from_secs(30), bad).await;
+        let keys: Vec<&String> = result["inputRequests"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert!(keys[0].starts_with("input-"), "{keys:?}");
     }
 
     #[tokio::test]
