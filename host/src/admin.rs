@@ -404,8 +404,8 @@ async fn set_chain(
     let mut next = st.gateway.config();
     let Some(route) = next
         .routes
-        .iter_mut()
-        .find(|r| r.path.as_str() == req.route)
+        .iter()
+        .position(|r| r.path.as_str() == req.route)
     else {
         return problem(StatusCode::NOT_FOUND, format!("no route {}", req.route));
     };
@@ -413,7 +413,7 @@ async fn set_chain(
     for p in &req.plugins {
         let known = PluginName::parse(p)
             .ok()
-            .filter(|n| next_has_plugin(&st, n));
+            .filter(|n| next.plugins.iter().any(|s| &s.name == n));
         match known {
             Some(n) if !chain.contains(&n) => chain.push(n),
             Some(_) => return problem(StatusCode::BAD_REQUEST, format!("`{p}` is listed twice")),
@@ -425,15 +425,11 @@ async fn set_chain(
             }
         }
     }
-    route.plugins = chain;
+    next.routes[route].plugins = chain;
     match apply(&st, &next).await {
         Ok(done) => axum::Json(json!({"applied": summary(&done)})).into_response(),
         Err(r) => r.into_response(),
     }
-}
-
-fn next_has_plugin(st: &AdminState, name: &PluginName) -> bool {
-    st.gateway.config().plugins.iter().any(|p| &p.name == name)
 }
 
 /// `GET /admin/tools`: every route's aggregated tools (no plugin applied).

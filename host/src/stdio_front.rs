@@ -26,10 +26,8 @@ use tower::ServiceExt;
 use crate::config::Config;
 use crate::pipeline::Gateway;
 use crate::plugin::Plugins;
-use crate::server::{self, FromStdio, ServerState};
+use crate::server::{self, FromStdio, SESSION_HEADER, ServerState};
 use crate::upstream::Upstreams;
-
-const SESSION_HEADER: &str = "mcp-session-id";
 
 /// The bridge between the byte streams and the in-process router.
 struct Front {

@@ -140,16 +140,7 @@ fn validate_figment(
 /// Applies what the admin API persisted (if anything) over the file's
 /// upstreams: its tables replace the file's whole, its `removed` names go.
 fn apply_overlay(raw: &mut raw::RawConfig, file: &Path) -> Result<(), ConfigError> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(ConfigError::Parse(format!("{}: {e}", file.display())));
-        }
-    };
-    let overlay: raw::RawOverlay = Figment::from(Toml::string(&text))
-        .extract()
-        .map_err(|e| parse_error(e, Some(file)))?;
+    let overlay = read_overlay(file)?;
     for name in &overlay.removed {
         raw.upstreams.remove(name);
     }

@@ -49,7 +49,7 @@ use crate::upstream;
 pub use edge::error_reply;
 use session::{STANDALONE, Session, Sessions, SseEvent};
 
-const SESSION_HEADER: &str = "mcp-session-id";
+pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const LAST_EVENT_ID: &str = "last-event-id";
 
