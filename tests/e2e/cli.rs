@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::harness::{BIN, Gateway, Legacy, alive, eventually};
+use crate::harness::{BIN, Gateway, Legacy, alive, eventually, tool_names};
 
 #[tokio::test]
 async fn serve_runs_the_default_config_and_stops_on_sigterm() {
@@ -141,14 +141,9 @@ async fn import_claude_desktop_config_validates_and_serves() {
     let gw = Gateway::start_file(&config, &toml).await;
     let client = Legacy::connect(&gw.url("/mcp")).await;
     let tools = client.result("tools/list", json!({})).await;
-    let names: Vec<&str> = tools["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = tool_names(&tools);
     for up in ["alpha", "beta-tools"] {
-        assert!(names.contains(&format!("{up}__echo").as_str()), "{names:?}");
+        assert!(names.contains(&format!("{up}__echo")), "{names:?}");
     }
     let who = client.call_text("beta-tools__whoami", json!({})).await;
     assert!(who.contains("beta"), "beta-tools__whoami answered {who}");

@@ -530,3 +530,13 @@ pub async fn reaches(gw: &Gateway, name: &str, state: &str, limit: Duration) -> 
     })
     .await
 }
+
+/// The tool names of a `tools/list` result, in order.
+pub fn tool_names(result: &Value) -> Vec<String> {
+    result["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {result}"))
+        .iter()
+        .map(|t| t["name"].as_str().expect("a tool has a name").to_owned())
+        .collect()
+}

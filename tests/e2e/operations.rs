@@ -384,14 +384,9 @@ async fn admin_operations_work_and_added_upstreams_survive_a_restart() {
     assert_eq!(routes[0]["path"], "/mcp");
     assert_eq!(routes[0]["upstreams"], json!(["demo", "extra"]));
     let (_, tools) = admin.get("/admin/tools").await;
-    let names: Vec<&str> = tools["/mcp"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = tool_names(&tools["/mcp"]);
     assert!(
-        names.contains(&"demo__echo") && names.contains(&"extra__echo"),
+        names.contains(&"demo__echo".to_owned()) && names.contains(&"extra__echo".to_owned()),
         "{names:?}"
     );
 
@@ -554,39 +549,36 @@ async fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
     gw.shutdown().await;
 }
 
+/// Runs `switchyard ARGS…`; its output.
+async fn cli(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(BIN)
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// [`cli`], which must succeed; its stdout.
+async fn cli_ok(args: &[&str]) -> String {
+    let out = cli(args).await;
+    assert!(
+        out.status.success(),
+        "switchyard {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test]
 async fn cli_health_and_tools_ask_a_running_gateway() {
     let gw = Gateway::start(&demo_config(&[("demo", "")])).await;
-    let out = tokio::process::Command::new(BIN)
-        .args(["health", "--url", &gw.url("")])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value =
+        serde_json::from_str(&cli_ok(&["health", "--url", &gw.url("")]).await).unwrap();
     assert_eq!(report["upstreams"][0]["state"], "ready");
-    let out = tokio::process::Command::new(BIN)
-        .args(["tools", "--url", &gw.url("/mcp")])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
+    let table = cli_ok(&["tools", "--url", &gw.url("/mcp")]).await;
     assert!(table.lines().any(|l| l.starts_with("echo ")), "{table}");
     gw.shutdown().await;
-    let out = tokio::process::Command::new(BIN)
-        .args(["health", "--url", &gw_gone_url()])
-        .output()
-        .await
-        .unwrap();
+    let out = cli(&["health", "--url", &gw_gone_url()]).await;
     assert_eq!(out.status.code(), Some(69));
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{Gateway, Legacy, demo_config, modern};
+use crate::harness::{Gateway, Legacy, demo_config, modern, tool_names};
 
 fn echo_call() -> serde_json::Value {
     json!({"name": "echo", "arguments": {"message": "x"}})
@@ -101,14 +101,9 @@ plugins = ["guard"]
 
     // A denied tool is absent from the list and unknown when called.
     let tools = c.result("tools/list", json!({})).await;
-    let names: Vec<&str> = tools["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = tool_names(&tools);
     assert!(
-        names.contains(&"echo") && !names.contains(&"add"),
+        names.contains(&"echo".to_owned()) && !names.contains(&"add".to_owned()),
         "{names:?}"
     );
     let r = c
@@ -179,14 +174,7 @@ async fn pin_hides_a_tool_whose_definition_changes() {
     );
     let gw = Gateway::start(&toml).await;
     let c = Legacy::connect(&gw.url("/mcp")).await;
-    let names = async || -> Vec<String> {
-        c.result("tools/list", json!({})).await["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let names = async || tool_names(&c.result("tools/list", json!({})).await);
     c.call_text(
         "set_tools",
         json!({"extra": ["helper"], "description": "helps"}),
@@ -344,7 +332,7 @@ mod auth {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     use serde_json::{Value, json};
 
-    use crate::harness::{BIN, Gateway, LEGACY, read_reply};
+    use crate::harness::{BIN, Gateway, LEGACY, read_reply, tool_names};
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/jwt");
 
@@ -552,13 +540,7 @@ plugins = ["keys"]
         let key = "bot-key-0123456789";
         let sid = session(&url, key).await;
         let r = in_session(&url, &sid, key, "tools/list", json!({})).await;
-        let names: Vec<&str> = r.last()["result"]["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["echo"]);
+        assert_eq!(tool_names(&r.last()["result"]), ["echo"]);
         let r = in_session(
             &url,
             &sid,
@@ -773,12 +755,7 @@ async fn the_example_chain_runs_every_policy_in_order() {
     assert_eq!(call(None, "tools/list", json!({})).await.status, 401);
     // The list: both upstreams, alpha's echo renamed, crash tools filtered.
     let r = call(key, "tools/list", json!({})).await;
-    let names: Vec<String> = r.last()["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect();
+    let names = tool_names(&r.last()["result"]);
     assert!(
         names.contains(&"say".to_owned()) && names.contains(&"beta__echo".to_owned()),
         "{names:?}"
