@@ -698,7 +698,7 @@ impl Gateway {
             params.as_ref(),
         );
         let result = self
-            .handle_inner(route, ctx, method, params, sink)
+            .handle_inner(route, ctx, upstream.clone(), method, params, sink)
             .instrument(span.clone())
             .await;
         let outcome = match &result {
@@ -720,10 +720,13 @@ impl Gateway {
         result
     }
 
+    /// [`Gateway::handle`] past its accounting; `upstream` is what
+    /// `upstream_of` said (resolved once per request).
     async fn handle_inner(
         &self,
         route: &Route,
         ctx: &ClientCtx,
+        upstream: Option<UpstreamName>,
         method: &str,
         params: Option<Value>,
         sink: &Sink,
@@ -733,7 +736,7 @@ impl Gateway {
             let result = self.serve(route, ctx, method, params, sink).await;
             return self.finish(ctx, method, result);
         }
-        let known = self.known(route, method, params.as_ref());
+        let known = Self::known(upstream, method, params.as_ref());
         let facts = known.facts(route, ctx, method);
         let mut passage = Passage::default();
         let (sent, outcome) = match chain.on_request(&facts, &mut passage, params).await {
@@ -791,7 +794,7 @@ impl Gateway {
         if !chain.wants_request(method) {
             return Ok(());
         }
-        let known = self.known(route, method, params);
+        let known = Self::known(self.upstream_of(route, method, params), method, params);
         let facts = known.facts(route, ctx, method);
         match chain
             .on_request(&facts, &mut Passage::default(), params.cloned())
@@ -803,13 +806,13 @@ impl Gateway {
     }
 
     /// What the gateway extracts from a request for its plugins.
-    fn known(&self, route: &Route, method: &str, params: Option<&Value>) -> Known {
+    fn known(upstream: Option<UpstreamName>, method: &str, params: Option<&Value>) -> Known {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Known {
             request_id: SEQ
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 .to_string(),
-            upstream: self.upstream_of(route, method, params),
+            upstream,
             target: mcp::target_name(method, params).map(str::to_owned),
         }
     }
