@@ -220,9 +220,33 @@ fn parse_number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, Strin
 
 /// Serves one MCP connection on this process's stdin/stdout until stdin ends.
 ///
+/// When stdin and stdout are pipes (as under a gateway) they are read and
+/// written without blocking, on the runtime's own thread: tokio's
+/// `stdin()`/`stdout()` hand every read and write to a blocking-pool thread,
+/// which cost two thread hand-offs and ~60 µs of CPU per call on a 2-core
+/// machine. Anything else (a terminal, a file) falls back to those.
+///
 /// Note that the `crash` tool exits the whole process (status 3).
 pub async fn serve_stdio(opts: Options) -> anyhow::Result<()> {
-    serve(opts, tokio::io::stdin(), tokio::io::stdout()).await
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+    let input: Box<dyn AsyncRead + Unpin + Send> = match std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Receiver::from_owned_fd)
+    {
+        Ok(rx) => Box::new(rx),
+        Err(_) => Box::new(tokio::io::stdin()),
+    };
+    let output: Box<dyn AsyncWrite + Unpin + Send> = match std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Sender::from_owned_fd)
+    {
+        Ok(tx) => Box::new(tx),
+        Err(_) => Box::new(tokio::io::stdout()),
+    };
+    serve(opts, input, output).await
 }
 
 /// Serves one MCP connection on any byte streams until `input` ends.
