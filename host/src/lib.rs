@@ -133,9 +133,12 @@ pub async fn run_with_admin(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
+    let app = tower::ServiceExt::<axum::extract::Request>::map_future(app, handle_in_own_task);
     let serve = axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(stop.clone().cancelled_owned())
     .into_future();
@@ -154,4 +157,34 @@ pub async fn run_with_admin(
     upstreams.shutdown().await;
     tracing::info!("switchyard stopped");
     Ok(())
+}
+
+/// Runs a request's handler in a task of its own rather than in the
+/// connection's task. hyper hands the request body over a channel whose
+/// reader wakes the connection's task; when the handler reads the body from
+/// inside that same task, the task wakes itself, and tokio reschedules a
+/// self-woken task as a yield, waking a sibling worker to come and steal it.
+/// Measured on the relay at concurrency 1 with 2 workers: 3.8 futex calls
+/// and 4.1 context switches per call before, 0 and 2.0 after; the gateway's
+/// CPU per call fell from 117-133 to 88-100 µs. In its own task the
+/// handler's wake-ups go to the connection task, which is idle, and stay on
+/// the worker. A client that goes away still drops the handler (the task is
+/// aborted); a handler that panics becomes a 500 instead of a dropped
+/// connection.
+fn handle_in_own_task<F>(handler: F) -> impl Future<Output = F::Output> + Send + 'static
+where
+    F: Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send + 'static,
+{
+    let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(handler));
+    async move {
+        match task.await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "request handler failed");
+                Ok(axum::response::IntoResponse::into_response(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                ))
+            }
+        }
+    }
 }

@@ -8,6 +8,14 @@ use clap::{Parser, Subcommand};
 
 mod scaffold;
 
+/// mimalloc rather than glibc malloc: a relayed call allocates a few dozen
+/// small, short-lived objects (JSON values, header maps, futures), and glibc's
+/// malloc/free were ~9% of the gateway's CPU per call (perf, c=1 relay).
+/// Five alternating runs of each build (c=1 relay, median): p50 161.7 →
+/// 153.5 µs, gateway CPU 87 → 84 µs per call: small, but not noise-free.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for a configuration that does not validate (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
@@ -285,7 +293,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            // One thread: the demo answers from memory, and a second worker
+            // would only add wake-ups between the two.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
             let _traces = init_logging(&rt, &switchyard::config::TelemetryConfig::default());
             match rt.block_on(switchyard_demo::serve_stdio(opts)) {
                 Ok(()) => ExitCode::SUCCESS,

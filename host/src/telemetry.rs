@@ -18,17 +18,20 @@
 //! | `switchyard_upstream_up` | gauge | upstream, state (1 for the current state) |
 //! | `switchyard_upstream_rss_bytes`, `_cpu_seconds`, `_in_flight` | gauge | upstream |
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::upstream::{UpState, UpstreamReport};
 
+/// The process-wide recorder, once installed.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
 /// The process-wide recorder (installed on first use; several gateways in
 /// one process, as in tests, share it).
 fn handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
             .set_buckets(&[
@@ -104,7 +107,25 @@ fn method_label(method: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Counts one client request and its duration.
+/// The handles of one label set of the request metrics.
+struct RequestHandles {
+    count: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Request metric handles by route, upstream, then (method, outcome). The
+/// macros build a key (two label strings, a label vector) and look it up
+/// in the recorder's registry for each metric on every call; through a
+/// cached handle a request is a few map lookups and two atomic updates.
+/// Bounded: routes and upstreams come from the configuration, methods and
+/// outcomes from fixed lists.
+type HandleMap =
+    HashMap<String, HashMap<String, HashMap<(&'static str, &'static str), RequestHandles>>>;
+
+static REQUEST_HANDLES: LazyLock<RwLock<HandleMap>> = LazyLock::new(Default::default);
+
+/// Counts one client request and its duration (nothing before the recorder
+/// is installed: handles taken then would stay no-ops for good).
 pub fn record_request(
     route: &str,
     upstream: Option<&str>,
@@ -112,21 +133,48 @@ pub fn record_request(
     outcome: &'static str,
     took: Duration,
 ) {
+    if HANDLE.get().is_none() {
+        return;
+    }
     let method = method_label(method);
-    metrics::counter!(
-        "switchyard_requests_total",
-        "route" => route.to_owned(),
-        "upstream" => upstream.unwrap_or("").to_owned(),
-        "method" => method,
-        "outcome" => outcome,
-    )
-    .increment(1);
-    metrics::histogram!(
-        "switchyard_request_duration_seconds",
-        "route" => route.to_owned(),
-        "method" => method,
-    )
-    .record(took.as_secs_f64());
+    let upstream = upstream.unwrap_or("");
+    let seconds = took.as_secs_f64();
+    {
+        let map = REQUEST_HANDLES.read().expect("metric handles lock");
+        if let Some(h) = map
+            .get(route)
+            .and_then(|m| m.get(upstream))
+            .and_then(|m| m.get(&(method, outcome)))
+        {
+            h.count.increment(1);
+            h.duration.record(seconds);
+            return;
+        }
+    }
+    let handles = RequestHandles {
+        count: metrics::counter!(
+            "switchyard_requests_total",
+            "route" => route.to_owned(),
+            "upstream" => upstream.to_owned(),
+            "method" => method,
+            "outcome" => outcome,
+        ),
+        duration: metrics::histogram!(
+            "switchyard_request_duration_seconds",
+            "route" => route.to_owned(),
+            "method" => method,
+        ),
+    };
+    handles.count.increment(1);
+    handles.duration.record(seconds);
+    REQUEST_HANDLES
+        .write()
+        .expect("metric handles lock")
+        .entry(route.to_owned())
+        .or_default()
+        .entry(upstream.to_owned())
+        .or_default()
+        .insert((method, outcome), handles);
 }
 
 // ---------------------------------------------------------------------------
