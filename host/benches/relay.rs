@@ -32,6 +32,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -39,15 +40,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::http::header::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -512,20 +510,30 @@ fn body_messages(sse: bool, body: &[u8]) -> Vec<(Value, String)> {
 // ---------------------------------------------------------------------------
 // HTTP client: one keep-alive HTTP/1.1 connection per task
 
-type Conn = SendRequest<Full<Bytes>>;
+/// One keep-alive HTTP/1.1 connection, read and written by the task that
+/// owns it: the request is one `write`, the reply is parsed from the bytes as
+/// they arrive (`httparse` for the head; `Content-Length`, chunked or
+/// read-to-close for the body). A lean client, like the direct-stdio one, so
+/// that what the HTTP rows add over the floor is the relay's cost and not the
+/// load generator's: hyper's client conn runs in a task of its own, which
+/// put a task hand-off (and on two threads often a futex wake) on each side
+/// of every call.
+struct Conn {
+    tcp: tokio::net::TcpStream,
+    buf: Vec<u8>,
+    closed: bool,
+}
 
 async fn connect(addr: SocketAddr) -> Result<Conn, String> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(send)
+    Ok(Conn {
+        tcp,
+        buf: Vec::with_capacity(16 * 1024),
+        closed: false,
+    })
 }
 
 struct HttpReply {
@@ -535,39 +543,157 @@ struct HttpReply {
     body: Bytes,
 }
 
+impl Conn {
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Reads more bytes into `buf`; the peer closing is an error unless `eof_ok`.
+    async fn fill(&mut self, eof_ok: bool) -> Result<bool, String> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        match self.tcp.read_buf(&mut self.buf).await {
+            Ok(0) => {
+                self.closed = true;
+                if eof_ok {
+                    Ok(false)
+                } else {
+                    Err("connection closed mid-reply".to_owned())
+                }
+            }
+            Ok(_) => Ok(true),
+            Err(e) => {
+                self.closed = true;
+                Err(format!("read: {e}"))
+            }
+        }
+    }
+
+    /// Waits for a whole line at the start of `buf` (without its CRLF).
+    async fn line(&mut self) -> Result<String, String> {
+        loop {
+            if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..at]).into_owned();
+                self.buf.drain(..at + 2);
+                return Ok(line);
+            }
+            self.fill(false).await?;
+        }
+    }
+
+    async fn take(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        while self.buf.len() < n {
+            self.fill(false).await?;
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<HttpReply, String> {
+        if self.closed {
+            return Err("connection closed".to_owned());
+        }
+        let mut req = Vec::with_capacity(512 + body.len());
+        let _ = write!(&mut req, "{method} {path} HTTP/1.1\r\n");
+        for (name, value) in headers {
+            req.extend_from_slice(name.as_str().as_bytes());
+            req.extend_from_slice(b": ");
+            req.extend_from_slice(value.as_bytes());
+            req.extend_from_slice(b"\r\n");
+        }
+        let _ = write!(&mut req, "content-length: {}\r\n\r\n", body.len());
+        req.extend_from_slice(body);
+        if let Err(e) = self.tcp.write_all(&req).await {
+            self.closed = true;
+            return Err(format!("write: {e}"));
+        }
+        let (status, headers) = loop {
+            let mut slots = [httparse::EMPTY_HEADER; 64];
+            let mut head = httparse::Response::new(&mut slots);
+            match head.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let status = head.code.unwrap_or(0);
+                    let mut headers = HeaderMap::new();
+                    for h in head.headers.iter() {
+                        if let (Ok(k), Ok(v)) = (
+                            HeaderName::from_bytes(h.name.as_bytes()),
+                            HeaderValue::from_bytes(h.value),
+                        ) {
+                            headers.append(k, v);
+                        }
+                    }
+                    self.buf.drain(..len);
+                    if (100..200).contains(&status) {
+                        continue; // an interim reply: the real one follows
+                    }
+                    break (status, headers);
+                }
+                Ok(httparse::Status::Partial) => {
+                    self.fill(false).await?;
+                }
+                Err(e) => {
+                    self.closed = true;
+                    return Err(format!("bad reply head: {e}"));
+                }
+            }
+        };
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_ascii_lowercase)
+        };
+        let body = if method == "HEAD" || status == 204 || status == 304 {
+            Vec::new()
+        } else if header("transfer-encoding").is_some_and(|te| te.contains("chunked")) {
+            let mut body = Vec::new();
+            loop {
+                let size = self.line().await?;
+                let size = size.split(';').next().unwrap_or("").trim();
+                let size = usize::from_str_radix(size, 16)
+                    .map_err(|_| format!("bad chunk size {size:?}"))?;
+                if size == 0 {
+                    while !self.line().await?.is_empty() {} // trailers
+                    break body;
+                }
+                body.extend(self.take(size).await?);
+                self.take(2).await?;
+            }
+        } else if let Some(len) = header("content-length") {
+            let len: usize = len
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad content-length {len:?}"))?;
+            self.take(len).await?
+        } else {
+            while self.fill(true).await? {}
+            std::mem::take(&mut self.buf)
+        };
+        if header("connection").is_some_and(|c| c.contains("close")) {
+            self.closed = true;
+        }
+        Ok(HttpReply {
+            status,
+            sse: header("content-type").is_some_and(|v| v.starts_with("text/event-stream")),
+            headers,
+            body: Bytes::from(body),
+        })
+    }
+}
+
 async fn post(
     conn: &mut Conn,
     path: &str,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<HttpReply, String> {
-    conn.ready().await.map_err(|e| format!("connection: {e}"))?;
-    let mut req = hyper::Request::post(path)
-        .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
-    *req.headers_mut() = headers.clone();
-    let resp = conn
-        .send_request(req)
-        .await
-        .map_err(|e| format!("request: {e}"))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let sse = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("body: {e}"))?
-        .to_bytes();
-    Ok(HttpReply {
-        status,
-        headers,
-        sse,
-        body,
-    })
+    conn.request("POST", path, headers, &body).await
 }
 
 fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -730,19 +856,16 @@ async fn switchyard_ready(addr: SocketAddr, proc_: &mut Proc) -> Result<(), Stri
         }
         let attempt = async {
             let mut conn = connect(addr).await?;
-            conn.ready().await.map_err(|e| e.to_string())?;
-            let req = hyper::Request::get("/healthz")
-                .header("host", addr.to_string())
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| e.to_string())?;
-            let resp = conn.send_request(req).await.map_err(|e| e.to_string())?;
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            let h: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            let host = addr.to_string();
+            let r = conn
+                .request(
+                    "GET",
+                    "/healthz",
+                    &header_map(&[("host", host.as_str())]),
+                    b"",
+                )
+                .await?;
+            let h: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
             let ups = h["upstreams"].as_array().cloned().unwrap_or_default();
             if ups.iter().all(|u| u["state"] != "starting") {
                 Ok(())
@@ -765,8 +888,10 @@ async fn switchyard_ready(addr: SocketAddr, proc_: &mut Proc) -> Result<(), Stri
 // ---------------------------------------------------------------------------
 // direct stdio client: one pipe, N requests in flight
 
+/// Requests are written by the calling task itself (no writer task to hand
+/// them to); one reader task hands each reply to its caller by id.
 struct StdioClient {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    stdin: tokio::sync::Mutex<tokio::process::ChildStdin>,
     pending: Mutex<HashMap<u64, oneshot::Sender<String>>>,
     next_id: AtomicU64,
 }
@@ -775,27 +900,10 @@ impl StdioClient {
     fn start(child: &mut Child) -> Result<Arc<StdioClient>, String> {
         let stdin = child.stdin.take().ok_or("no stdin")?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let client = Arc::new(StdioClient {
-            tx,
+            stdin: tokio::sync::Mutex::new(stdin),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-        });
-        tokio::spawn(async move {
-            let mut w = BufWriter::new(stdin);
-            while let Some(line) = rx.recv().await {
-                if w.write_all(&line).await.is_err() {
-                    return;
-                }
-                while let Ok(more) = rx.try_recv() {
-                    if w.write_all(&more).await.is_err() {
-                        return;
-                    }
-                }
-                if w.flush().await.is_err() {
-                    return;
-                }
-            }
         });
         let weak = Arc::downgrade(&client);
         tokio::spawn(async move {
@@ -826,15 +934,18 @@ impl StdioClient {
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(id, tx);
         let msg = json!({"jsonrpc":"2.0","id":id,"method":method,"params":params});
-        self.send_line(msg.to_string())?;
+        self.send_line(msg.to_string()).await?;
         rx.await.map_err(|_| "upstream closed stdout".to_owned())
     }
 
-    fn send_line(&self, mut line: String) -> Result<(), String> {
+    async fn send_line(&self, mut line: String) -> Result<(), String> {
         line.push('\n');
-        self.tx
-            .send(line.into_bytes())
-            .map_err(|_| "upstream stdin closed".to_owned())
+        self.stdin
+            .lock()
+            .await
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| format!("upstream stdin: {e}"))
     }
 
     async fn initialize(&self) -> Result<(), String> {
@@ -847,6 +958,7 @@ impl StdioClient {
             return Err(format!("initialize failed: {r}"));
         }
         self.send_line(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned())
+            .await
     }
 
     async fn call(&self) -> Result<(), String> {
