@@ -544,10 +544,6 @@ struct HttpReply {
 }
 
 impl Conn {
-    fn is_closed(&self) -> bool {
-        self.closed
-    }
-
     /// Reads more bytes into `buf`; the peer closing is an error unless `eof_ok`.
     async fn fill(&mut self, eof_ok: bool) -> Result<bool, String> {
         if self.buf.capacity() - self.buf.len() < 4096 {
@@ -687,15 +683,6 @@ impl Conn {
     }
 }
 
-async fn post(
-    conn: &mut Conn,
-    path: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<HttpReply, String> {
-    conn.request("POST", path, headers, &body).await
-}
-
 fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
@@ -738,7 +725,9 @@ impl HttpTarget {
 
     async fn call(&self, conn: &mut Conn) -> Result<(), String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let r = post(conn, &self.path, &self.headers, self.body(id)).await?;
+        let r = conn
+            .request("POST", &self.path, &self.headers, &self.body(id))
+            .await?;
         if r.status != 200 {
             return Err(format!(
                 "HTTP {}: {}",
@@ -791,13 +780,14 @@ async fn legacy_session(
         }
         let attempt = async {
             let mut conn = connect(addr).await?;
-            let r = post(
-                &mut conn,
-                path,
-                &header_map(&base),
-                Bytes::from(init.to_string()),
-            )
-            .await?;
+            let r = conn
+                .request(
+                    "POST",
+                    path,
+                    &header_map(&base),
+                    init.to_string().as_bytes(),
+                )
+                .await?;
             let msgs = body_messages(r.sse, &r.body);
             let result = msgs
                 .iter()
@@ -828,9 +818,8 @@ async fn legacy_session(
                 pairs.push(("mcp-session-id", s.as_str()));
             }
             let headers = header_map(&pairs);
-            let note =
-                Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-            let r = post(&mut conn, path, &headers, note).await?;
+            let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+            let r = conn.request("POST", path, &headers, note).await?;
             if !(200..300).contains(&r.status) {
                 return Err(format!("notifications/initialized: HTTP {}", r.status));
             }
@@ -1005,7 +994,7 @@ impl Worker {
         match self {
             Worker::Stdio(c) => c.call().await,
             Worker::Http(t, conn) => {
-                if conn.as_ref().is_none_or(|c| c.is_closed()) {
+                if conn.as_ref().is_none_or(|c| c.closed) {
                     match connect(t.addr).await {
                         Ok(c) => *conn = Some(c),
                         Err(e) => {
@@ -1015,7 +1004,7 @@ impl Worker {
                     }
                 }
                 let r = t.call(conn.as_mut().expect("connected")).await;
-                if r.is_err() && conn.as_ref().is_some_and(|c| c.is_closed()) {
+                if r.is_err() && conn.as_ref().is_some_and(|c| c.closed) {
                     *conn = None;
                 }
                 r

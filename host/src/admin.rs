@@ -137,6 +137,24 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     Problem(status, message.into()).into_response()
 }
 
+/// A JSON request body; one that does not parse is a 400 problem saying why.
+struct JsonBody<T>(T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(e) => Err(problem(StatusCode::BAD_REQUEST, e.body_text())),
+        }
+    }
+}
+
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
@@ -169,12 +187,8 @@ struct NewUpstream {
 
 async fn add_upstream(
     State(st): State<Arc<AdminState>>,
-    body: Result<axum::Json<NewUpstream>, axum::extract::rejection::JsonRejection>,
+    JsonBody(new): JsonBody<NewUpstream>,
 ) -> Response {
-    let axum::Json(new) = match body {
-        Ok(b) => b,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
-    };
     if UpstreamName::parse(&new.name)
         .ok()
         .and_then(|n| st.gateway.upstreams().get(&n))
@@ -194,12 +208,8 @@ async fn add_upstream(
 async fn put_upstream(
     State(st): State<Arc<AdminState>>,
     Path(name): Path<String>,
-    body: Result<axum::Json<RawUpstream>, axum::extract::rejection::JsonRejection>,
+    JsonBody(spec): JsonBody<RawUpstream>,
 ) -> Response {
-    let axum::Json(spec) = match body {
-        Ok(b) => b,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
-    };
     match change_upstream(&st, &name, Some(spec)).await {
         Ok(done) => axum::Json(done).into_response(),
         Err(r) => r.into_response(),
@@ -394,12 +404,8 @@ struct SetChain {
 
 async fn set_chain(
     State(st): State<Arc<AdminState>>,
-    body: Result<axum::Json<SetChain>, axum::extract::rejection::JsonRejection>,
+    JsonBody(req): JsonBody<SetChain>,
 ) -> Response {
-    let axum::Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
-    };
     let _one = st.changing.lock().await;
     let mut next = st.gateway.config();
     let Some(route) = next

@@ -139,6 +139,10 @@ pub fn record_request(
     let method = method_label(method);
     let upstream = upstream.unwrap_or("");
     let seconds = took.as_secs_f64();
+    let record = |h: &RequestHandles| {
+        h.count.increment(1);
+        h.duration.record(seconds);
+    };
     {
         let map = REQUEST_HANDLES.read().expect("metric handles lock");
         if let Some(h) = map
@@ -146,8 +150,7 @@ pub fn record_request(
             .and_then(|m| m.get(upstream))
             .and_then(|m| m.get(&(method, outcome)))
         {
-            h.count.increment(1);
-            h.duration.record(seconds);
+            record(h);
             return;
         }
     }
@@ -165,8 +168,7 @@ pub fn record_request(
             "method" => method,
         ),
     };
-    handles.count.increment(1);
-    handles.duration.record(seconds);
+    record(&handles);
     REQUEST_HANDLES
         .write()
         .expect("metric handles lock")

@@ -304,6 +304,16 @@ async fn admin_operations_work_and_added_upstreams_survive_a_restart() {
         )
         .await;
     assert_eq!(status, 409);
+    // A body that is not an upstream table is a 400 saying why.
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            "/admin/upstreams/extra",
+            Some(json!({"comand": "x"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("comand"), "{body}");
     let (status, body) = admin
         .post(
             "/admin/upstreams",
