@@ -178,11 +178,25 @@ async fn get_upstream(State(st): State<Arc<AdminState>>, Path(name): Path<String
 }
 
 /// `POST /admin/upstreams`: `{"name": ..., <the [upstreams.NAME] keys>}`.
-#[derive(Deserialize)]
 struct NewUpstream {
     name: String,
-    #[serde(flatten)]
     spec: RawUpstream,
+}
+
+/// By hand rather than `#[serde(flatten)]`: flattening turns off the spec's
+/// `deny_unknown_fields`, so a mistyped key was silently ignored.
+impl<'de> Deserialize<'de> for NewUpstream {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = serde_json::Map::<String, Value>::deserialize(d)?;
+        let name = match table.remove("name") {
+            Some(Value::String(name)) => name,
+            Some(_) => return Err(D::Error::custom("`name` must be a string")),
+            None => return Err(D::Error::missing_field("name")),
+        };
+        let spec = RawUpstream::deserialize(Value::Object(table)).map_err(D::Error::custom)?;
+        Ok(NewUpstream { name, spec })
+    }
 }
 
 async fn add_upstream(

@@ -317,6 +317,14 @@ async fn admin_operations_work_and_added_upstreams_survive_a_restart() {
     let (status, body) = admin
         .post(
             "/admin/upstreams",
+            Some(json!({"name": "typo", "command": "x", "comand": "y"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("comand"), "{body}");
+    let (status, body) = admin
+        .post(
+            "/admin/upstreams",
             Some(json!({"name": "bad", "url": "ftp://x"})),
         )
         .await;
