@@ -17,6 +17,7 @@
 //! | `switchyard-ping` | `switchyard serve`, one legacy session, `ping` (answered by the gateway: the HTTP leg alone, no upstream) |
 //! | `switchyard` | `switchyard serve`, one legacy session (`initialize`, then `Mcp-Session-Id`) |
 //! | `switchyard-modern` | `switchyard serve`, stateless 2026-07-28 requests (`_meta` + `Mcp-Method`/`Mcp-Name` headers) |
+//! | `switchyard-nospin` | `switchyard` with `[server] idle_spin = "0s"` (workers sleep as soon as they are idle) |
 //! | `supergateway` | `supergateway --stateful` (stdio → streamable HTTP), one session |
 //! | `mcp-proxy-npm` | npm `mcp-proxy`, one session |
 //! | `mcp-proxy-py` | PyPI `mcp-proxy`, one session |
@@ -56,11 +57,12 @@ const MODERN: &str = "2026-07-28";
 const EXPECT: &str = "Echo: hello";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-const PATHS: [&str; 7] = [
+const PATHS: [&str; 8] = [
     "direct-stdio",
     "switchyard-ping",
     "switchyard",
     "switchyard-modern",
+    "switchyard-nospin",
     "supergateway",
     "mcp-proxy-npm",
     "mcp-proxy-py",
@@ -76,8 +78,9 @@ usage: cargo bench -p switchyard --bench relay [-- OPTIONS]
   --upstream demo|everything
                           the stdio server behind every path (default demo:
                           `switchyard demo --era legacy`; everything: node server-everything stdio)
-  --only LIST             comma-separated subset of: direct-stdio, switchyard, switchyard-modern,
-                          supergateway, mcp-proxy-npm, mcp-proxy-py
+  --only LIST             comma-separated subset of: direct-stdio, switchyard-ping, switchyard,
+                          switchyard-modern, switchyard-nospin, supergateway, mcp-proxy-npm,
+                          mcp-proxy-py
   --client-threads N      tokio worker threads of the load generator (default 2)";
 
 // ---------------------------------------------------------------------------
@@ -1212,11 +1215,16 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
                 root_is_upstream: true,
             })
         }
-        "switchyard" | "switchyard-modern" | "switchyard-ping" => {
+        "switchyard" | "switchyard-modern" | "switchyard-ping" | "switchyard-nospin" => {
             let port = free_port()?;
             let config = env.tmp.join(format!("{name}.toml"));
+            let spin = if name == "switchyard-nospin" {
+                "idle_spin = \"0s\"\n"
+            } else {
+                ""
+            };
             let toml = format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstreams.up]\ncommand = {}\nargs = {}\ntimeout = \"30s\"\n\n[[routes]]\npath = \"/mcp\"\nupstreams = [\"up\"]\n",
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n{spin}\n[upstreams.up]\ncommand = {}\nargs = {}\ntimeout = \"30s\"\n\n[[routes]]\npath = \"/mcp\"\nupstreams = [\"up\"]\n",
                 serde_json::to_string(&env.upstream[0]).expect("string"),
                 serde_json::to_string(&env.upstream[1..]).expect("strings"),
             );

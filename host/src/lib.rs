@@ -118,6 +118,10 @@ pub async fn run_with_admin(
         stop.clone(),
     );
     server::spawn_session_reaper(Arc::clone(&state));
+    let spin = server::spin::IdleSpin::new(config.server.idle_spin);
+    if let Some(spin) = &spin {
+        tokio::spawn(Arc::clone(spin).run(stop.clone()));
+    }
     let app = server::router(Arc::clone(&state));
     tracing::info!(%local, routes = ?state.gateway.route_paths(), "switchyard listening");
 
@@ -133,7 +137,9 @@ pub async fn run_with_admin(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
-    let app = tower::ServiceExt::<axum::extract::Request>::map_future(app, handle_in_own_task);
+    let app = tower::ServiceExt::<axum::extract::Request>::map_future(app, move |handler| {
+        handle_in_own_task(handler, spin.clone())
+    });
     let serve = axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
@@ -170,14 +176,24 @@ pub async fn run_with_admin(
 /// handler's wake-ups go to the connection task, which is idle, and stay on
 /// the worker. A client that goes away still drops the handler (the task is
 /// aborted); a handler that panics becomes a 500 instead of a dropped
-/// connection.
-fn handle_in_own_task<F>(handler: F) -> impl Future<Output = F::Output> + Send + 'static
+/// connection. A request's start and end touch the idle spinner, if any.
+fn handle_in_own_task<F>(
+    handler: F,
+    spin: Option<Arc<server::spin::IdleSpin>>,
+) -> impl Future<Output = F::Output> + Send + 'static
 where
     F: Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send + 'static,
 {
+    if let Some(s) = &spin {
+        s.touch();
+    }
     let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(handler));
     async move {
-        match task.await {
+        let outcome = task.await;
+        if let Some(s) = &spin {
+            s.touch();
+        }
+        match outcome {
             Ok(response) => response,
             Err(e) => {
                 tracing::error!(error = %e, "request handler failed");

@@ -598,8 +598,22 @@ fn validate_server(
                 Some(Secret(k))
             }
         },
+        idle_spin: match duration_or_zero(&s.idle_spin, "server.idle_spin", invalid)? {
+            d if d <= MAX_IDLE_SPIN => d,
+            _ => {
+                return Err(invalid(
+                    "server.idle_spin".into(),
+                    &s.idle_spin,
+                    "must be at most 10ms (\"0s\" turns spinning off)".into(),
+                ));
+            }
+        },
     })
 }
+
+/// Spinning longer than this only burns a core: a wake-up costs tens of
+/// microseconds, not milliseconds.
+const MAX_IDLE_SPIN: Duration = Duration::from_millis(10);
 
 fn validate_upstream(
     name: UpstreamName,
@@ -851,22 +865,31 @@ fn duration(
     key: &str,
     invalid: &InvalidFn<'_>,
 ) -> Result<Duration, ConfigError> {
-    let parsed = match d {
-        raw::Duration::Seconds(s) => Ok(Duration::from_secs(*s)),
-        raw::Duration::Text(t) => humantime::parse_duration(t).map_err(|e| e.to_string()),
-    };
-    match parsed {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(invalid(
+    match duration_or_zero(d, key, invalid)? {
+        parsed if !parsed.is_zero() => Ok(parsed),
+        _ => Err(invalid(
             key.to_owned(),
             d,
             "must be longer than zero".into(),
         )),
-        Err(e) => Err(invalid(
-            key.to_owned(),
-            d,
-            format!("expected a duration such as \"30s\" or \"500ms\" ({e})"),
-        )),
+    }
+}
+
+/// A duration where zero means "off".
+fn duration_or_zero(
+    d: &raw::Duration,
+    key: &str,
+    invalid: &InvalidFn<'_>,
+) -> Result<Duration, ConfigError> {
+    match d {
+        raw::Duration::Seconds(s) => Ok(Duration::from_secs(*s)),
+        raw::Duration::Text(t) => humantime::parse_duration(t).map_err(|e| {
+            invalid(
+                key.to_owned(),
+                d,
+                format!("expected a duration such as \"30s\" or \"500ms\" ({e})"),
+            )
+        }),
     }
 }
 
@@ -943,7 +966,7 @@ mod tests {
             ),
             (
                 "[upstreams.a]\ncommand = \"x\"\ntimeout = \"soon\"",
-                "`upstreams.a.timeout`",
+                "`upstreams.a.timeout` = \"soon\"",
             ),
             ("[upstreams.a__b]\ncommand = \"x\"", "`upstreams.a__b`"),
             (
@@ -962,12 +985,32 @@ mod tests {
                 "[upstreams.a]\ncommand = \"x\"\n[[routes]]\npath = \"m\"",
                 "`routes[0].path` = \"m\"",
             ),
+            (
+                "[server]\nidle_spin = \"1s\"",
+                "`server.idle_spin` = \"1s\": must be at most 10ms",
+            ),
+            (
+                "[server]\nidle_spin = \"briefly\"",
+                "`server.idle_spin` = \"briefly\"",
+            ),
         ];
         for (toml, needle) in cases {
             let err = load_str(toml).unwrap_err().to_string();
             assert!(err.contains("/etc/switchyard/test.toml"), "{err}");
             assert!(err.contains(needle), "{needle} not in: {err}");
         }
+    }
+
+    #[test]
+    fn idle_spin_defaults_to_200us_and_zero_turns_it_off() {
+        let spin = |toml: &str| load_str(toml).unwrap().server.idle_spin;
+        assert_eq!(spin(""), Duration::from_micros(200));
+        assert_eq!(spin("[server]\nidle_spin = \"0s\""), Duration::ZERO);
+        assert_eq!(spin("[server]\nidle_spin = 0"), Duration::ZERO);
+        assert_eq!(
+            spin("[server]\nidle_spin = \"1ms\""),
+            Duration::from_millis(1)
+        );
     }
 
     #[test]

@@ -183,6 +183,9 @@ pub struct ServerConfig {
     pub session_idle_timeout: Duration,
     /// The era bridge's HMAC key (`None`: one made at start).
     pub state_key: Option<Secret>,
+    /// How long a worker polls after a request starts or ends before it
+    /// may sleep (zero: never; see `server::spin`).
+    pub idle_spin: Duration,
 }
 
 /// A secret from the configuration: compared and used, never printed.

@@ -137,6 +137,9 @@ pub struct RawServer {
     pub session_idle_timeout: Duration,
     /// The HMAC key of the era bridge's `requestState` (default: made at start).
     pub state_key: Option<String>,
+    /// How long a worker keeps polling after a request starts or ends
+    /// before it may sleep (`"0s"`: off).
+    pub idle_spin: Duration,
 }
 
 impl Default for RawServer {
@@ -149,6 +152,7 @@ impl Default for RawServer {
             shutdown_grace: Duration::Text("10s".into()),
             session_idle_timeout: Duration::Text("30m".into()),
             state_key: None,
+            idle_spin: Duration::Text("200us".into()),
         }
     }
 }
@@ -221,9 +225,19 @@ pub struct RawRoute {
 }
 
 /// A duration written as `"30s"`, `"250ms"`, `"2m"` or a bare number of seconds.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum Duration {
     Seconds(u64),
     Text(String),
+}
+
+/// As written in TOML (`"soon"`, `30`): error messages quote the value so.
+impl std::fmt::Debug for Duration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Duration::Seconds(s) => write!(f, "{s}"),
+            Duration::Text(t) => write!(f, "{t:?}"),
+        }
+    }
 }

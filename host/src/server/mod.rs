@@ -18,6 +18,7 @@
 
 mod edge;
 pub mod session;
+pub mod spin;
 
 use std::convert::Infallible;
 use std::future::Future;
