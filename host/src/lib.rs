@@ -176,7 +176,7 @@ pub async fn run_with_admin(
 /// handler's wake-ups go to the connection task, which is idle, and stay on
 /// the worker. A client that goes away still drops the handler (the task is
 /// aborted); a handler that panics becomes a 500 instead of a dropped
-/// connection. A request's start and end touch the idle spinner, if any.
+/// connection. The request counts as in flight for the idle spinner, if any.
 fn handle_in_own_task<F>(
     handler: F,
     spin: Option<Arc<server::spin::IdleSpin>>,
@@ -184,15 +184,11 @@ fn handle_in_own_task<F>(
 where
     F: Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send + 'static,
 {
-    if let Some(s) = &spin {
-        s.touch();
-    }
+    let in_flight = spin.as_ref().map(server::spin::IdleSpin::begin);
     let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(handler));
     async move {
         let outcome = task.await;
-        if let Some(s) = &spin {
-            s.touch();
-        }
+        drop(in_flight);
         match outcome {
             Ok(response) => response,
             Err(e) => {
