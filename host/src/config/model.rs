@@ -183,8 +183,8 @@ pub struct ServerConfig {
     pub session_idle_timeout: Duration,
     /// The era bridge's HMAC key (`None`: one made at start).
     pub state_key: Option<Secret>,
-    /// How long a worker polls after a request starts or ends before it
-    /// may sleep (zero: never; see `server::spin`).
+    /// Up to how long a worker polls after a request starts or ends
+    /// instead of sleeping (zero: never; see `server::spin`).
     pub idle_spin: Duration,
 }
 

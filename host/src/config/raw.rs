@@ -137,8 +137,8 @@ pub struct RawServer {
     pub session_idle_timeout: Duration,
     /// The HMAC key of the era bridge's `requestState` (default: made at start).
     pub state_key: Option<String>,
-    /// How long a worker keeps polling after a request starts or ends
-    /// before it may sleep (`"0s"`: off).
+    /// Up to how long a worker keeps polling after a request starts or
+    /// ends instead of sleeping (`"0s"`: off).
     pub idle_spin: Duration,
 }
 
