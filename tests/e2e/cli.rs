@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::harness::{BIN, Gateway, Legacy, alive, eventually, tool_names};
+use crate::harness::{BIN, Gateway, Legacy, alive, cpu_ticks, eventually, tool_names};
 
 #[tokio::test]
 async fn serve_runs_the_default_config_and_stops_on_sigterm() {
@@ -59,7 +59,16 @@ async fn serve_runs_the_default_config_and_stops_on_sigterm() {
         .unwrap();
     let demo_pid = health["upstreams"][0]["pid"].as_u64().unwrap() as u32;
 
+    // Idle spin (on in the default config) parks once requests stop: an idle
+    // gateway must not keep a core busy (a stuck spinner would burn ~100
+    // ticks a second).
     let pid = child.id().unwrap() as i32;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = cpu_ticks(pid as u32);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = cpu_ticks(pid as u32) - before;
+    assert!(idle < 20, "an idle gateway used {idle} CPU ticks in 1 s");
+
     // SAFETY: kill(2) on the child we spawned; no memory is touched.
     unsafe {
         libc::kill(pid, libc::SIGTERM);

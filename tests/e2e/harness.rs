@@ -441,15 +441,34 @@ pub async fn send_modern(url: &str, body: &Value) -> Reply {
     read_reply(req.json(body).send().await.unwrap()).await
 }
 
+/// The fields of /proc/PID/stat after the command name (which may hold
+/// spaces): state, ppid, pgrp, …; utime and stime are the 12th and 13th.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
 /// What /proc says of one process: (state, parent pid, process group).
 fn proc_stat(pid: u32) -> Option<(String, u32, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name in parentheses: state, ppid, pgrp.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = fields.next()?.to_owned();
-    let ppid = fields.next()?.parse().ok()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, ppid, pgrp))
+    let fields = stat_fields(pid)?;
+    Some((
+        fields.first()?.clone(),
+        fields.get(1)?.parse().ok()?,
+        fields.get(2)?.parse().ok()?,
+    ))
+}
+
+/// User + system CPU time a live process has used, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let fields = stat_fields(pid).expect("the process is alive");
+    let tick = |i: usize| fields[i].parse::<u64>().expect("a tick count");
+    tick(11) + tick(12)
 }
 
 /// Every live (non-zombie) process with its parent and group.
