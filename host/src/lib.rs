@@ -138,7 +138,7 @@ pub async fn run_with_admin(
         }
     });
     let app = tower::ServiceExt::<axum::extract::Request>::map_future(app, move |handler| {
-        handle_in_own_task(handler, spin.clone())
+        handle_in_own_task(handler, spin.as_ref())
     });
     let serve = axum::serve(
         listener,
@@ -179,12 +179,12 @@ pub async fn run_with_admin(
 /// connection. The request counts as in flight for the idle spinner, if any.
 fn handle_in_own_task<F>(
     handler: F,
-    spin: Option<Arc<server::spin::IdleSpin>>,
-) -> impl Future<Output = F::Output> + Send + 'static
+    spin: Option<&Arc<server::spin::IdleSpin>>,
+) -> impl Future<Output = F::Output> + Send + 'static + use<F>
 where
     F: Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send + 'static,
 {
-    let in_flight = spin.as_ref().map(server::spin::IdleSpin::begin);
+    let in_flight = spin.map(server::spin::IdleSpin::begin);
     let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(handler));
     async move {
         let outcome = task.await;

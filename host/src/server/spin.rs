@@ -30,7 +30,7 @@
 //! nothing. `idle_spin = "0s"` turns it off.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -60,8 +60,8 @@ pub struct IdleSpin {
     /// window, and the client to send its next request within the window.
     after_start: AtomicU8,
     after_end: AtomicU8,
-    /// The spinner waits on `wake`; whoever arms it must notify it.
-    parked: AtomicBool,
+    /// The spinner parks on `wake`; whoever arms it notifies it (a permit
+    /// stored while it spins costs it one look at `until`, no more).
     wake: Notify,
     /// Times the spinner has yielded (tests watch it stop).
     spins: AtomicU64,
@@ -76,15 +76,13 @@ impl Drop for InFlight {
         let spin = &self.0;
         let left = spin.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
         let now = spin.now();
-        if left == 0 {
-            spin.learn(&spin.after_start, now, &spin.started);
-        }
-        spin.ended.store(now, Ordering::SeqCst);
         let next = if left == 0 {
+            spin.learn(&spin.after_start, now, &spin.started);
             &spin.after_end
         } else {
             &spin.after_start
         };
+        spin.ended.store(now, Ordering::SeqCst);
         spin.arm(now, left, next);
     }
 }
@@ -102,7 +100,6 @@ impl IdleSpin {
                 ended: AtomicU64::new(0),
                 after_start: AtomicU8::new(PREDICT_MAX),
                 after_end: AtomicU8::new(PREDICT_MAX),
-                parked: AtomicBool::new(false),
                 wake: Notify::new(),
                 spins: AtomicU64::new(0),
             })
@@ -142,9 +139,7 @@ impl IdleSpin {
         }
         self.until
             .store(now.saturating_add(self.window), Ordering::SeqCst);
-        if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
-            self.wake.notify_one();
-        }
+        self.wake.notify_one();
     }
 
     /// Whether to spin now.
@@ -161,13 +156,7 @@ impl IdleSpin {
                 tokio::task::yield_now().await;
                 continue;
             }
-            // Publish `parked`, then look again: an `arm` in between either
-            // sees `parked` and notifies, or is seen here (all SeqCst).
-            self.parked.store(true, Ordering::SeqCst);
-            if self.worth_it() {
-                self.parked.store(false, Ordering::SeqCst);
-                continue;
-            }
+            // An `arm` since the look above left a permit: no wake is lost.
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = stop.cancelled() => return,
