@@ -304,24 +304,24 @@ async fn admin_operations_work_and_added_upstreams_survive_a_restart() {
         )
         .await;
     assert_eq!(status, 409);
-    // A body that is not an upstream table is a 400 saying why.
-    let (status, body) = admin
-        .send(
+    // A body that is not an upstream table (here: a misspelt key) is a 400
+    // saying why, whether it replaces an upstream or adds one.
+    for (method, path, typo) in [
+        (
             reqwest::Method::PUT,
             "/admin/upstreams/extra",
-            Some(json!({"comand": "x"})),
-        )
-        .await;
-    assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("comand"), "{body}");
-    let (status, body) = admin
-        .post(
+            json!({"comand": "x"}),
+        ),
+        (
+            reqwest::Method::POST,
             "/admin/upstreams",
-            Some(json!({"name": "typo", "command": "x", "comand": "y"})),
-        )
-        .await;
-    assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("comand"), "{body}");
+            json!({"name": "typo", "command": "x", "comand": "y"}),
+        ),
+    ] {
+        let (status, body) = admin.send(method.clone(), path, Some(typo)).await;
+        assert_eq!(status, 400, "{method} {path}");
+        assert!(body["error"].as_str().unwrap().contains("comand"), "{body}");
+    }
     let (status, body) = admin
         .post(
             "/admin/upstreams",
