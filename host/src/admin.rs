@@ -6,16 +6,20 @@
 //! token. The document at `GET /admin/openapi.json` (`admin/openapi.json`
 //! in the source) describes every operation.
 //!
-//! Upstreams added, changed or removed here are written to the state file
-//! (`[admin] state_file`, by default `NAME.admin.toml` beside the config
-//! file), which the config loader lays over the file's upstreams: a restart,
-//! or a reload of the config file, keeps them.
+//! What each operation does is decided in [`ops`], shared with the console
+//! (`crate::console`, served on this listener at `/ui/`); this module only
+//! translates JSON. Changes are written to the state file (`[admin]
+//! state_file`, by default `NAME.admin.toml` beside the config file), which
+//! the config loader lays over the file: a restart, or a reload of the
+//! config file, keeps them.
+
+pub mod ops;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -27,41 +31,47 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, AdminConfig, Config, PluginName, RawOverlay, RawUpstream, UpstreamName};
-use crate::pipeline::{Gateway, Reconfigured};
+use crate::config::{AdminConfig, RawPlugin, RawUpstream};
+use crate::server::ServerState;
+use ops::{Control, Ops, Problem};
 
 /// The OpenAPI 3.1 document of this API.
 pub const OPENAPI: &str = include_str!("admin/openapi.json");
 
-struct AdminState {
-    gateway: Arc<Gateway>,
-    settings: AdminConfig,
+/// What the admin listener's handlers share (the API's and the console's).
+pub struct AdminState {
+    pub ops: Ops,
+    pub settings: AdminConfig,
     /// SHA-256 of the token: compared in constant time, digest to digest.
-    token_digest: [u8; 32],
-    stop: CancellationToken,
-    /// One change at a time (state file, then reconfiguration).
-    changing: tokio::sync::Mutex<()>,
+    pub token_digest: [u8; 32],
+    /// The main listener's state: its sessions and recent callers.
+    pub server: Arc<ServerState>,
+    pub stop: CancellationToken,
 }
 
-/// Serves the admin API on `listener` until `stop` fires.
+/// Serves the admin API (and the console) on `listener` until the
+/// gateway's stop fires.
 pub async fn serve(
-    gateway: Arc<Gateway>,
+    server: Arc<ServerState>,
     settings: AdminConfig,
     listener: TcpListener,
-    stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let token_digest = Sha256::digest(settings.token.as_bytes()).into();
+    let token_digest = digest(&settings.token);
+    let stop = server.stop.clone();
     let state = Arc::new(AdminState {
-        gateway,
+        ops: Ops::new(Arc::clone(&server), settings.state_file.clone()),
         settings,
         token_digest,
+        server,
         stop: stop.clone(),
-        changing: tokio::sync::Mutex::new(()),
     });
-    tracing::info!(listen = %listener.local_addr()?, "admin API listening");
+    tracing::info!(listen = %listener.local_addr()?, "admin API listening (console at /ui/)");
+    let app = router(Arc::clone(&state))
+        .merge(crate::console::router(Arc::clone(&state)))
+        .layer(middleware::from_fn_with_state(state, allow_list));
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop.cancelled_owned())
     .await
@@ -79,16 +89,24 @@ fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/upstreams/{name}/stop", post(stop_upstream))
         .route("/admin/upstreams/{name}/restart", post(restart_upstream))
         .route("/admin/upstreams/{name}/logs", get(follow_logs))
+        .route("/admin/plugins/{name}", put(put_plugin))
         .route("/admin/routes", get(list_routes))
-        .route("/admin/routes/chain", put(set_chain))
+        .route("/admin/routes/chain", put(set_chain).delete(reset_chain))
         .route("/admin/tools", get(list_tools))
         .route("/admin/reload", post(reload))
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
+        .route("/admin/sessions", get(list_sessions))
+        .route("/admin/sessions/{id}", axum::routing::delete(end_session))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), bearer))
         .with_state(state)
 }
 
-/// Address allow-list (403), then the bearer token (401).
-async fn guard(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The client address must be inside `[admin] allow` (403): for the API
+/// and the console alike.
+async fn allow_list(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -101,14 +119,23 @@ async fn guard(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> R
             "this address may not use the admin API",
         );
     }
+    next.run(req).await
+}
+
+/// The API's bearer token (401).
+async fn bearer(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| Sha256::digest(t.trim().as_bytes()));
+        .map(|t| digest(t.trim()));
     let ok = given.is_some_and(|d| constant_time_eq(&d, &st.token_digest));
     if !ok {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
         tracing::warn!(peer = ?peer, path = %req.uri().path(), "admin API: missing or wrong token");
         let mut resp = problem(StatusCode::UNAUTHORIZED, "a valid admin token is required");
         resp.headers_mut().insert(
@@ -120,21 +147,26 @@ async fn guard(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// An error: its status and a body `{"error": "..."}`.
-struct Problem(StatusCode, String);
-
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({"error": self.1}))).into_response()
+        (self.status, axum::Json(json!({"error": self.message}))).into_response()
     }
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
-    Problem(status, message.into()).into_response()
+    Problem::new(status, message).into_response()
+}
+
+/// An operation's outcome as JSON: `ok` with `status`, or the problem.
+fn reply<T: serde::Serialize>(status: StatusCode, outcome: Result<T, Problem>) -> Response {
+    match outcome {
+        Ok(v) => (status, axum::Json(v)).into_response(),
+        Err(p) => p.into_response(),
+    }
 }
 
 /// A JSON request body; one that does not parse is a 400 problem saying why.
@@ -160,27 +192,17 @@ async fn openapi() -> Response {
 }
 
 async fn list_upstreams(State(st): State<Arc<AdminState>>) -> Response {
-    axum::Json(st.gateway.upstreams().reports()).into_response()
-}
-
-fn find(st: &AdminState, name: &str) -> Result<Arc<crate::upstream::Upstream>, Problem> {
-    UpstreamName::parse(name)
-        .ok()
-        .and_then(|n| st.gateway.upstreams().get(&n))
-        .ok_or_else(|| Problem(StatusCode::NOT_FOUND, format!("no upstream `{name}`")))
+    axum::Json(st.ops.reports()).into_response()
 }
 
 async fn get_upstream(State(st): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
-    match find(&st, &name) {
-        Ok(up) => axum::Json(up.report()).into_response(),
-        Err(r) => r.into_response(),
-    }
+    reply(StatusCode::OK, st.ops.upstream(&name).map(|u| u.report()))
 }
 
 /// `POST /admin/upstreams`: `{"name": ..., <the [upstreams.NAME] keys>}`.
-struct NewUpstream {
-    name: String,
-    spec: RawUpstream,
+pub struct NewUpstream {
+    pub name: String,
+    pub spec: RawUpstream,
 }
 
 /// By hand rather than `#[serde(flatten)]`: flattening turns off the spec's
@@ -203,20 +225,10 @@ async fn add_upstream(
     State(st): State<Arc<AdminState>>,
     JsonBody(new): JsonBody<NewUpstream>,
 ) -> Response {
-    if UpstreamName::parse(&new.name)
-        .ok()
-        .and_then(|n| st.gateway.upstreams().get(&n))
-        .is_some()
-    {
-        return problem(
-            StatusCode::CONFLICT,
-            format!("upstream `{}` exists (PUT replaces it)", new.name),
-        );
-    }
-    match change_upstream(&st, &new.name, Some(new.spec)).await {
-        Ok(done) => (StatusCode::CREATED, axum::Json(done)).into_response(),
-        Err(r) => r.into_response(),
-    }
+    reply(
+        StatusCode::CREATED,
+        st.ops.add_upstream(&new.name, new.spec).await,
+    )
 }
 
 async fn put_upstream(
@@ -224,140 +236,40 @@ async fn put_upstream(
     Path(name): Path<String>,
     JsonBody(spec): JsonBody<RawUpstream>,
 ) -> Response {
-    match change_upstream(&st, &name, Some(spec)).await {
-        Ok(done) => axum::Json(done).into_response(),
-        Err(r) => r.into_response(),
-    }
+    reply(StatusCode::OK, st.ops.put_upstream(&name, spec).await)
 }
 
 async fn remove_upstream(State(st): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
-    if let Err(r) = find(&st, &name) {
-        return r.into_response();
-    }
-    match change_upstream(&st, &name, None).await {
-        Ok(done) => axum::Json(done).into_response(),
-        Err(r) => r.into_response(),
-    }
-}
-
-/// Adds, replaces (`Some`) or removes (`None`) an upstream: validated
-/// against the configuration in force, persisted, then applied by diff.
-async fn change_upstream(
-    st: &AdminState,
-    name: &str,
-    raw: Option<RawUpstream>,
-) -> Result<Value, Problem> {
-    let _one = st.changing.lock().await;
-    let current = st.gateway.config();
-    let next = match &raw {
-        Some(raw) => {
-            let spec = config::upstream_from_raw(name, raw, &current)
-                .map_err(|e| Problem(StatusCode::BAD_REQUEST, e.to_string()))?;
-            current.with_upstream(spec)
-        }
-        None => {
-            let uname =
-                UpstreamName::parse(name).map_err(|e| Problem(StatusCode::BAD_REQUEST, e))?;
-            current
-                .without_upstream(&uname)
-                .map_err(|e| Problem(StatusCode::CONFLICT, e))?
-        }
-    };
-    if let Some(file) = &st.settings.state_file {
-        persist(file, name, raw).map_err(|e| {
-            Problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("could not write {}: {e}", file.display()),
-            )
-        })?;
-    }
-    let done = apply(st, &next).await?;
-    let routes: Vec<String> = next
-        .routes
-        .iter()
-        .filter(|r| r.upstreams.iter().any(|u| u.as_str() == name))
-        .map(|r| r.path.to_string())
-        .collect();
-    Ok(
-        json!({"applied": summary(&done), "routes": routes, "persisted": st.settings.state_file.is_some()}),
-    )
-}
-
-async fn apply(st: &AdminState, next: &Config) -> Result<Reconfigured, Problem> {
-    st.gateway
-        .apply(next)
-        .await
-        .map_err(|e| Problem(StatusCode::BAD_REQUEST, e.to_string()))
-}
-
-/// Records one upstream change in the state file (written whole, by rename).
-fn persist(file: &std::path::Path, name: &str, raw: Option<RawUpstream>) -> anyhow::Result<()> {
-    let mut overlay: RawOverlay = config::read_overlay(file)?;
-    match raw {
-        Some(raw) => {
-            overlay.removed.retain(|n| n != name);
-            overlay.upstreams.insert(name.to_owned(), raw);
-        }
-        None => {
-            overlay.upstreams.remove(name);
-            if !overlay.removed.iter().any(|n| n == name) {
-                overlay.removed.push(name.to_owned());
-            }
-        }
-    }
-    let text = format!(
-        "# Written by the switchyard admin API: upstreams added or changed through it\n# (replacing the config file's tables of the same name) and names removed.\n\n{}",
-        toml::to_string_pretty(&overlay)?
-    );
-    let tmp = file.with_extension("toml.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, file)?;
-    Ok(())
-}
-
-fn summary(done: &Reconfigured) -> Value {
-    json!({
-        "plugins": done.plugins.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-        "routes": done.routes,
-        "routes_removed": done.routes_removed,
-        "upstreams_added": done.upstreams_added,
-        "upstreams_changed": done.upstreams_changed,
-        "upstreams_removed": done.upstreams_removed,
-    })
+    reply(StatusCode::OK, st.ops.remove_upstream(&name).await)
 }
 
 async fn start_upstream(State(st): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
-    control(&st, &name, |u| u.start())
+    reply(StatusCode::ACCEPTED, st.ops.control(&name, Control::Start))
 }
 
 async fn stop_upstream(State(st): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
-    control(&st, &name, |u| u.halt())
+    reply(StatusCode::ACCEPTED, st.ops.control(&name, Control::Stop))
 }
 
 async fn restart_upstream(State(st): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
-    control(&st, &name, |u| u.restart())
+    reply(
+        StatusCode::ACCEPTED,
+        st.ops.control(&name, Control::Restart),
+    )
 }
 
-fn control(st: &AdminState, name: &str, act: impl Fn(&crate::upstream::Upstream)) -> Response {
-    match find(st, name) {
-        Ok(up) => {
-            tracing::info!(upstream = %name, "admin API: upstream control");
-            act(&up);
-            (StatusCode::ACCEPTED, axum::Json(up.report())).into_response()
-        }
-        Err(r) => r.into_response(),
+/// `GET /admin/upstreams/{name}/logs`: the child's stderr as SSE.
+async fn follow_logs(State(st): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
+    match st.ops.upstream(&name) {
+        Ok(up) => log_stream(&up, st.stop.clone()),
+        Err(p) => p.into_response(),
     }
 }
 
-/// `GET /admin/upstreams/{name}/logs`: the child's stderr as SSE, the last
-/// lines kept first, then new ones as they come.
-async fn follow_logs(State(st): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
-    let up = match find(&st, &name) {
-        Ok(u) => u,
-        Err(r) => return r.into_response(),
-    };
+/// An upstream's stderr as SSE: the last lines kept first, then new ones as
+/// they come (a `lagged` event says how many a slow reader missed).
+pub fn log_stream(up: &crate::upstream::Upstream, stop: CancellationToken) -> Response {
     let (tail, mut rx) = up.follow_logs();
-    let stop = st.stop.clone();
     let (tx, out) =
         tokio::sync::mpsc::unbounded_channel::<Result<Event, std::convert::Infallible>>();
     tokio::spawn(async move {
@@ -389,27 +301,22 @@ async fn follow_logs(State(st): State<Arc<AdminState>>, Path(name): Path<String>
         .into_response()
 }
 
+/// `PUT /admin/plugins/{name}`: the `[plugins.NAME]` keys (`component`,
+/// `config`, ...). Loaded first: one that does not load changes nothing.
+async fn put_plugin(
+    State(st): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    JsonBody(raw): JsonBody<RawPlugin>,
+) -> Response {
+    reply(StatusCode::OK, st.ops.put_plugin(&name, raw).await)
+}
+
 async fn list_routes(State(st): State<Arc<AdminState>>) -> Response {
-    let config = st.gateway.config();
-    let routes: Vec<Value> = config
-        .routes
-        .iter()
-        .map(|r| {
-            json!({
-                "path": r.path.as_str(),
-                "upstreams": r.upstreams.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
-                "every_upstream": r.every_upstream,
-                "plugins": r.plugins.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    axum::Json(routes).into_response()
+    axum::Json(st.ops.routes()).into_response()
 }
 
 /// `PUT /admin/routes/chain`: `{"route": "/mcp", "plugins": ["auth", ...]}`,
-/// names of `[plugins.NAME]` instances in the configuration. Swapped
-/// atomically; not written to any file (the config file's chain returns at
-/// its next change or a restart).
+/// names of plugin instances. Swapped atomically and kept in the state file.
 #[derive(Deserialize)]
 struct SetChain {
     route: String,
@@ -420,46 +327,31 @@ async fn set_chain(
     State(st): State<Arc<AdminState>>,
     JsonBody(req): JsonBody<SetChain>,
 ) -> Response {
-    let _one = st.changing.lock().await;
-    let mut next = st.gateway.config();
-    let Some(route) = next
-        .routes
-        .iter()
-        .position(|r| r.path.as_str() == req.route)
-    else {
-        return problem(StatusCode::NOT_FOUND, format!("no route {}", req.route));
-    };
-    let mut chain = Vec::new();
-    for p in &req.plugins {
-        let known = PluginName::parse(p)
-            .ok()
-            .filter(|n| next.plugins.iter().any(|s| &s.name == n));
-        match known {
-            Some(n) if !chain.contains(&n) => chain.push(n),
-            Some(_) => return problem(StatusCode::BAD_REQUEST, format!("`{p}` is listed twice")),
-            None => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    format!("no plugin instance `{p}` (see [plugins.NAME])"),
-                );
-            }
-        }
-    }
-    next.routes[route].plugins = chain;
-    match apply(&st, &next).await {
-        Ok(done) => axum::Json(json!({"applied": summary(&done)})).into_response(),
-        Err(r) => r.into_response(),
-    }
+    reply(
+        StatusCode::OK,
+        st.ops.set_chain(&req.route, &req.plugins).await,
+    )
+}
+
+#[derive(Deserialize)]
+struct RouteQuery {
+    route: String,
+}
+
+/// `DELETE /admin/routes/chain?route=/mcp`: the config file's chain again.
+async fn reset_chain(State(st): State<Arc<AdminState>>, Query(q): Query<RouteQuery>) -> Response {
+    reply(StatusCode::OK, st.ops.reset_chain(&q.route).await)
 }
 
 /// `GET /admin/tools`: every route's aggregated tools (no plugin applied).
 async fn list_tools(State(st): State<Arc<AdminState>>) -> Response {
+    let gateway = st.ops.gateway();
     let mut out = serde_json::Map::new();
-    for path in st.gateway.route_paths() {
-        let Some(route) = st.gateway.route(&path) else {
+    for path in gateway.route_paths() {
+        let Some(route) = gateway.route(&path) else {
             continue;
         };
-        let entry = match st.gateway.tools(&route).await {
+        let entry = match gateway.tools(&route).await {
             Ok(tools) => json!({"tools": tools}),
             Err(e) => json!({"error": e.message}),
         };
@@ -470,19 +362,15 @@ async fn list_tools(State(st): State<Arc<AdminState>>) -> Response {
 
 /// `POST /admin/reload`: reads the config file again and applies it.
 async fn reload(State(st): State<Arc<AdminState>>) -> Response {
-    let Some(path) = st.gateway.config().source else {
-        return problem(
-            StatusCode::CONFLICT,
-            "the gateway was not started from a config file",
-        );
-    };
-    let _one = st.changing.lock().await;
-    let config = match config::load(Some(&path)) {
-        Ok(c) => c,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    match apply(&st, &config).await {
-        Ok(done) => axum::Json(json!({"applied": summary(&done)})).into_response(),
-        Err(r) => r.into_response(),
-    }
+    reply(StatusCode::OK, st.ops.reload().await)
+}
+
+/// `GET /admin/sessions`: open legacy sessions and recent modern callers.
+async fn list_sessions(State(st): State<Arc<AdminState>>) -> Response {
+    axum::Json(st.ops.clients()).into_response()
+}
+
+/// `DELETE /admin/sessions/{id}`: ends a legacy session.
+async fn end_session(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
+    reply(StatusCode::OK, st.ops.end_session(&id).await)
 }

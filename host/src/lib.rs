@@ -15,6 +15,7 @@
 //! | [`upstream`] | child processes and HTTP clients, era detection, id mapping |
 //! | [`pipeline`] | where route, plugins and upstreams meet: dispatch and aggregation |
 //! | [`admin`] | the admin API, on its own listener (off unless a token is set) |
+//! | [`console`] | the web console at `/ui/` on the admin listener, a client of `admin::ops` |
 //! | [`stdio_front`] | `switchyard stdio`: a route over the process's stdin/stdout |
 //! | [`telemetry`] | Prometheus metrics (`/metrics`), request and plugin timings |
 //! | [`ctl`] | off the request path: `switchyard health` / `tools` ask a running gateway |
@@ -25,6 +26,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod console;
 pub mod ctl;
 pub mod import;
 pub mod mcp;
@@ -95,6 +97,7 @@ pub async fn run_with_admin(
     let local = listener.local_addr()?;
     if config.telemetry.metrics {
         telemetry::init_metrics();
+        telemetry::history::start();
     }
     let upstreams = Upstreams::start(&config.upstreams);
     let gateway = Gateway::new(&config, Arc::clone(&upstreams), plugins);
@@ -102,14 +105,6 @@ pub async fn run_with_admin(
         reload::spawn(path, Arc::clone(&gateway));
     }
     let stop = CancellationToken::new();
-    if let (Some(settings), Some(listener)) = (config.admin.clone(), admin) {
-        let (gateway, stop) = (Arc::clone(&gateway), stop.clone());
-        tokio::spawn(async move {
-            if let Err(e) = admin::serve(gateway, settings, listener, stop).await {
-                tracing::error!(error = %e, "admin API stopped");
-            }
-        });
-    }
     let state = ServerState::new(
         gateway,
         config.server.clone(),
@@ -117,6 +112,14 @@ pub async fn run_with_admin(
         local,
         stop.clone(),
     );
+    if let (Some(settings), Some(listener)) = (config.admin.clone(), admin) {
+        let server = Arc::clone(&state);
+        tokio::spawn(async move {
+            if let Err(e) = admin::serve(server, settings, listener).await {
+                tracing::error!(error = %e, "admin API stopped");
+            }
+        });
+    }
     server::spawn_session_reaper(Arc::clone(&state));
     let spin = server::spin::IdleSpin::new(config.server.idle_spin);
     if let Some(spin) = &spin {

@@ -109,6 +109,19 @@ impl ClientCtx {
         }
     }
 
+    /// The operator, calling a route from the console as `principal` (with
+    /// `inbound`'s headers for the chain's plugins): a legacy client with no
+    /// capabilities, so nothing can ask it for input. `client` must not be a
+    /// number the edge hands out (the console's have the top bit set).
+    pub fn operator(client: u64, principal: Option<String>, inbound: Option<Arc<Inbound>>) -> Self {
+        ClientCtx {
+            client,
+            principal,
+            inbound,
+            ..Self::gateway()
+        }
+    }
+
     /// Whether a request-scoped notification is for this client: a modern
     /// client gets log messages only at or above the level it asked for.
     fn wants(&self, notification: &Value) -> bool {
@@ -818,7 +831,7 @@ impl Gateway {
     }
 
     /// The upstream a request goes to, when it is known before calling.
-    fn upstream_of(
+    pub fn upstream_of(
         &self,
         route: &Route,
         method: &str,

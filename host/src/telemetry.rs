@@ -18,6 +18,9 @@
 //! | `switchyard_upstream_up` | gauge | upstream, state (1 for the current state) |
 //! | `switchyard_upstream_rss_bytes`, `_cpu_seconds`, `_in_flight` | gauge | upstream |
 
+pub mod history;
+pub mod logtail;
+
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Duration;
@@ -298,8 +301,12 @@ pub fn init_logs_and_traces(config: &crate::config::TelemetryConfig) -> anyhow::
             (Some(layer), Some(provider))
         }
     };
+    // The console's log page keeps what stderr gets (a filter of its own:
+    // EnvFilter is not Clone).
+    let tail_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter))
+        .with(logtail::TailLayer.with_filter(tail_filter))
         .with(otel)
         .try_init()?;
     opentelemetry::global::set_text_map_propagator(

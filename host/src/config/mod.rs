@@ -25,7 +25,7 @@ pub use model::{
     RoutePath, RouteSpec, Secret, ServerConfig, TelemetryConfig, Transport, UpstreamName,
     UpstreamSpec,
 };
-pub use raw::{RawOverlay, RawUpstream};
+pub use raw::{RawOverlay, RawPlugin, RawUpstream};
 
 /// The top-level tables the environment may set (`SWITCHYARD_SERVER__…`).
 /// Other `SWITCHYARD_*` variables (tokens, `SWITCHYARD_BIN`) are left alone.
@@ -67,15 +67,32 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     if let Some(p) = path {
         figment = figment.merge(Toml::file_exact(p));
     }
-    figment = figment.merge(
+    with_environment(figment, path)
+}
+
+/// Validates `text` as if it were the content of the file `path` (the
+/// environment and the state file included, as [`load`] would): what a
+/// change of that file would give, before it is written.
+pub fn load_text(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let figment =
+        Figment::from(Serialized::defaults(raw::RawConfig::default())).merge(Toml::string(text));
+    with_environment(figment, Some(path))
+}
+
+fn with_environment(figment: Figment, path: Option<&Path>) -> Result<Config, ConfigError> {
+    validate_figment(&environment(figment), path, &ProcessEnv)
+}
+
+/// `figment` with the `SWITCHYARD_*` environment variables over it.
+fn environment(figment: Figment) -> Figment {
+    figment.merge(
         Env::prefixed("SWITCHYARD_")
             .filter(|k| {
                 let k = k.as_str().to_ascii_lowercase();
                 ENV_TABLES.iter().any(|t| k.starts_with(t))
             })
             .split("__"),
-    );
-    validate_figment(&figment, path, &ProcessEnv)
+    )
 }
 
 /// Validates a TOML document as if it were the file `origin`, with `vars`
@@ -86,11 +103,18 @@ pub fn from_toml_str(toml: &str, origin: &Path, vars: &dyn Vars) -> Result<Confi
     validate_figment(&figment, Some(origin), vars)
 }
 
-fn validate_figment(
-    figment: &Figment,
-    path: Option<&Path>,
-    vars: &dyn Vars,
-) -> Result<Config, ConfigError> {
+/// The configuration as written, before validation: the file, the
+/// environment and the state file over them (what [`load`] validates).
+/// For showing it (the console redacts its secrets first).
+pub fn load_raw(path: Option<&Path>) -> Result<raw::RawConfig, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(raw::RawConfig::default()));
+    if let Some(p) = path {
+        figment = figment.merge(Toml::file_exact(p));
+    }
+    raw_of(&environment(figment), path)
+}
+
+fn raw_of(figment: &Figment, path: Option<&Path>) -> Result<raw::RawConfig, ConfigError> {
     let mut raw: raw::RawConfig = figment.extract().map_err(|e| parse_error(e, path))?;
     if raw.admin.token.is_some()
         && raw.admin.state_file.is_none()
@@ -106,6 +130,15 @@ fn validate_figment(
         let base = path.and_then(Path::parent).unwrap_or(Path::new(""));
         apply_overlay(&mut raw, &base.join(f))?;
     }
+    Ok(raw)
+}
+
+fn validate_figment(
+    figment: &Figment,
+    path: Option<&Path>,
+    vars: &dyn Vars,
+) -> Result<Config, ConfigError> {
+    let raw = raw_of(figment, path)?;
     let origin_of = |key: &str| -> String {
         match figment.find_metadata(key) {
             Some(md) => match &md.source {
@@ -137,14 +170,22 @@ fn validate_figment(
     })
 }
 
-/// Applies what the admin API persisted (if anything) over the file's
-/// upstreams: its tables replace the file's whole, its `removed` names go.
+/// Applies what the admin API persisted (if anything) over the file: its
+/// upstream and plugin tables replace the file's whole, its `removed` names
+/// go, and its chains replace the chains of the file's routes of the same
+/// path (a chain whose route the file no longer has is ignored).
 fn apply_overlay(raw: &mut raw::RawConfig, file: &Path) -> Result<(), ConfigError> {
     let overlay = read_overlay(file)?;
     for name in &overlay.removed {
         raw.upstreams.remove(name);
     }
     raw.upstreams.extend(overlay.upstreams);
+    raw.plugins.extend(overlay.plugins);
+    for route in &mut raw.routes {
+        if let Some(chain) = overlay.chains.get(&route.path) {
+            route.plugins.clone_from(chain);
+        }
+    }
     Ok(())
 }
 
@@ -321,9 +362,33 @@ fn validate_admin(
         }
         None => None,
     };
+    let viewer_token = match &a.viewer_token {
+        Some(t) => interp::interpolate(t, vars)
+            .map_err(|e| invalid("admin.viewer_token".into(), &"(hidden)", e.to_string()))?,
+        None => String::new(),
+    };
+    let viewer_token = match viewer_token {
+        t if t.is_empty() => None,
+        t if t.len() < 16 => {
+            return Err(invalid(
+                "admin.viewer_token".into(),
+                &"(hidden)",
+                "must be at least 16 characters".into(),
+            ));
+        }
+        t if t == token => {
+            return Err(invalid(
+                "admin.viewer_token".into(),
+                &"(hidden)",
+                "must differ from admin.token".into(),
+            ));
+        }
+        t => Some(t),
+    };
     Ok(Some(AdminConfig {
         listen,
         token,
+        viewer_token,
         allow,
         state_file,
     }))
@@ -851,13 +916,35 @@ pub fn upstream_from_raw(
         reason,
     };
     let uname = UpstreamName::parse(name).map_err(|r| invalid(key.clone(), &name, r))?;
-    let base_dir = config
+    validate_upstream(uname, up, &key, &config_dir(config), &ProcessEnv, &invalid)
+}
+
+/// Validates one plugin table given outside a file (the admin API), as if
+/// it were `[plugins.NAME]` of `config`.
+pub fn plugin_from_raw(
+    name: &str,
+    p: &raw::RawPlugin,
+    config: &Config,
+) -> Result<PluginSpec, ConfigError> {
+    let key = format!("plugins.{name}");
+    let invalid = |key: String, value: &dyn std::fmt::Debug, reason: String| ConfigError::Invalid {
+        origin: "admin API".into(),
+        key,
+        value: format!("{value:?}"),
+        reason,
+    };
+    let pname = PluginName::parse(name).map_err(|r| invalid(key.clone(), &name, r))?;
+    validate_plugin(pname, p, &key, &config_dir(config), &ProcessEnv, &invalid)
+}
+
+/// The folder relative paths of `config` are resolved against.
+fn config_dir(config: &Config) -> PathBuf {
+    config
         .source
         .as_deref()
         .and_then(Path::parent)
         .map(Path::to_path_buf)
-        .unwrap_or_default();
-    validate_upstream(uname, up, &key, &base_dir, &ProcessEnv, &invalid)
+        .unwrap_or_default()
 }
 
 fn duration(

@@ -29,6 +29,8 @@ pub struct Config {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: String,
+    /// The console's read-only token, if any.
+    pub viewer_token: Option<String>,
     /// Allowed client networks.
     pub allow: Vec<IpNet>,
     /// Where API changes to upstreams persist (none: kept in memory only).

@@ -37,6 +37,8 @@ pub struct RawAdmin {
     pub listen: Option<String>,
     /// The bearer token; the API is off while unset or empty.
     pub token: Option<String>,
+    /// A read-only token for the console (`/ui/`): every page, no change.
+    pub viewer_token: Option<String>,
     /// Client networks allowed (CIDR); default loopback only.
     pub allow: Option<Vec<String>>,
     /// Where upstreams changed through the API are kept across restarts
@@ -58,8 +60,9 @@ pub struct RawTelemetry {
     pub metrics: Option<bool>,
 }
 
-/// What the admin API persisted: upstreams it added or changed (whole
-/// tables, replacing the file's) and the names it removed.
+/// What the admin API (and the console, its client) persisted: upstreams
+/// it added or changed (whole tables, replacing the file's), the names it
+/// removed, plugin instances it added, and route chains it swapped.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOverlay {
@@ -67,6 +70,12 @@ pub struct RawOverlay {
     pub upstreams: BTreeMap<String, RawUpstream>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
+    /// Plugin instances added or replaced (whole tables).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugins: BTreeMap<String, RawPlugin>,
+    /// Route path → its chain, replacing the file's `plugins` of that route.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chains: BTreeMap<String, Vec<String>>,
 }
 
 /// `[plugins.NAME]`: one plugin instance (a component and its configuration).

@@ -58,6 +58,8 @@ const LAST_EVENT_ID: &str = "last-event-id";
 pub struct ServerState {
     pub gateway: Arc<Gateway>,
     pub sessions: Arc<Sessions>,
+    /// Recent modern callers (for the console).
+    pub callers: Arc<session::Callers>,
     pub settings: ServerConfig,
     /// Serve `GET /metrics`.
     pub metrics: bool,
@@ -79,6 +81,7 @@ impl ServerState {
         Arc::new(Self {
             gateway,
             sessions: Arc::new(Sessions::default()),
+            callers: Arc::default(),
             settings,
             metrics,
             local,
@@ -680,6 +683,7 @@ async fn modern_request(
         let hash = sha2::Sha256::digest(v.as_bytes());
         hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
     });
+    st.callers.record(route.path.as_str(), principal.as_deref());
     let ctx = ClientCtx {
         client: st.client_key(),
         era: Era::Modern,
@@ -1219,6 +1223,20 @@ async fn delete_mcp(
         end_session(&st, &route, &session).await;
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Ends legacy session `id` (as a client's DELETE would): its streams
+/// close, its requests are cancelled, its subscriptions released. False
+/// when there is no such session.
+pub async fn close_session(st: &ServerState, id: &str) -> bool {
+    let Some(session) = st.sessions.remove(id) else {
+        return false;
+    };
+    if let Some(route) = st.gateway.route(&session.route) {
+        end_session(st, &route, &session).await;
+    }
+    tracing::info!(session = %id, "legacy session ended by the operator");
+    true
 }
 
 /// Releases what a session held upstream.

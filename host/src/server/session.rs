@@ -60,6 +60,9 @@ pub struct Session {
     /// Whether this is an HTTP+SSE (2024-11-05 transport) session, whose
     /// every message goes to the one stream.
     pub old_sse: bool,
+    pub created: Instant,
+    /// Requests made in this session (for the console).
+    pub calls: AtomicU64,
     last_seen: Mutex<Instant>,
     next_stream: AtomicU64,
     next_server_request: AtomicU64,
@@ -83,7 +86,7 @@ impl Session {
         *self.last_seen.lock().expect("last_seen lock") = Instant::now();
     }
 
-    fn idle_for(&self) -> std::time::Duration {
+    pub fn idle_for(&self) -> std::time::Duration {
         self.last_seen.lock().expect("last_seen lock").elapsed()
     }
 
@@ -247,6 +250,68 @@ impl Session {
     }
 }
 
+/// What the gateway remembers of a modern (sessionless) caller.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerStats {
+    pub first: Instant,
+    pub last: Instant,
+    pub calls: u64,
+}
+
+/// Recent modern callers per route, by principal (a hash of their
+/// `Authorization` header, or "" for none), for the console: at most
+/// [`CALLERS_KEPT`] per route, the longest quiet forgotten first.
+#[derive(Default)]
+pub struct Callers {
+    by_route: Mutex<HashMap<String, HashMap<String, CallerStats>>>,
+}
+
+pub const CALLERS_KEPT: usize = 256;
+
+impl Callers {
+    pub fn record(&self, route: &str, principal: Option<&str>) {
+        let principal = principal.unwrap_or("");
+        let now = Instant::now();
+        let mut all = self.by_route.lock().expect("callers lock");
+        let routes = match all.get_mut(route) {
+            Some(r) => r,
+            None => all.entry(route.to_owned()).or_default(),
+        };
+        if let Some(c) = routes.get_mut(principal) {
+            c.last = now;
+            c.calls += 1;
+            return;
+        }
+        if routes.len() >= CALLERS_KEPT
+            && let Some(oldest) = routes
+                .iter()
+                .min_by_key(|(_, c)| c.last)
+                .map(|(k, _)| k.clone())
+        {
+            routes.remove(&oldest);
+        }
+        routes.insert(
+            principal.to_owned(),
+            CallerStats {
+                first: now,
+                last: now,
+                calls: 1,
+            },
+        );
+    }
+
+    /// (route, principal, stats), most recent first.
+    pub fn recent(&self) -> Vec<(String, String, CallerStats)> {
+        let all = self.by_route.lock().expect("callers lock");
+        let mut out: Vec<_> = all
+            .iter()
+            .flat_map(|(r, m)| m.iter().map(|(p, c)| (r.clone(), p.clone(), *c)))
+            .collect();
+        out.sort_by_key(|(_, _, c)| std::cmp::Reverse(c.last));
+        out
+    }
+}
+
 /// Every live legacy session.
 #[derive(Default)]
 pub struct Sessions {
@@ -264,6 +329,8 @@ impl Sessions {
             route: route.to_owned(),
             ctx: Mutex::new(ctx),
             old_sse,
+            created: Instant::now(),
+            calls: AtomicU64::new(0),
             last_seen: Mutex::new(Instant::now()),
             next_stream: AtomicU64::new(1),
             next_server_request: AtomicU64::new(1),
@@ -285,8 +352,19 @@ impl Sessions {
         let s = self.by_id.lock().expect("sessions lock").get(id).cloned()?;
         (s.route == route).then(|| {
             s.touch();
+            s.calls.fetch_add(1, Ordering::Relaxed);
             s
         })
+    }
+
+    /// Every live session (for the console).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.by_id
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Ends a session: its streams close and its requests are cancelled.

@@ -322,6 +322,11 @@ impl Upstream {
         }
     }
 
+    /// A receiver that sees each change of state (for live views).
+    pub fn watch_state(&self) -> watch::Receiver<UpState> {
+        self.state.subscribe()
+    }
+
     /// A one-word state and its detail, for health reports.
     pub fn status(&self) -> (&'static str, Option<String>) {
         let state = self.state.borrow();
