@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need
-# (the pinned npm/PyPI peers: SDK clients, the conformance suite, peer
-# gateways), checks formatting and lints, then runs every test.
+# (Debian's Chromium and ChromeDriver for the console's browser tests; the
+# pinned npm/PyPI peers: SDK clients, the conformance suite, peer gateways,
+# axe-core), checks formatting and lints, then runs every test.
 #
 #   bash tests/run.sh
 #
 # Set CARGO_TARGET_DIR to share a build cache between clones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== system packages (Debian: chromium, chromium-driver; idempotent)"
+bash tests/system-packages.sh
 
 echo "== peers (npm, PyPI; idempotent)"
 bash tests/peers/setup.sh > /dev/null

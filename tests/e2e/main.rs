@@ -21,6 +21,9 @@
 //! - `policies`: the first-party plugins (`builtin:NAME`) end to end.
 //! - `operations`: live reconfiguration by diff, the admin API and its
 //!   OpenAPI document, `/metrics`, `switchyard health` / `tools`.
+//! - `console`: the web console at `/ui/` in a real Chromium (ChromeDriver):
+//!   sign-in, roles, CSRF, the live overview through a crash, forms, the
+//!   explorer through a chain, config edits, axe-core scans, screenshots.
 //! - `rmcp_client`: the official Rust SDK as a client.
 //! - `supervision`: restart policies, crash loops, health checks, orphans
 //!   after restarts, lazy start and idle stop.
@@ -35,6 +38,7 @@ mod harness;
 mod aggregation;
 mod cli;
 mod config_files;
+mod console;
 mod notifications;
 mod operations;
 mod peers;

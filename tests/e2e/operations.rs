@@ -239,6 +239,9 @@ async fn the_openapi_document_parses_and_lists_every_operation() {
         "/admin/routes/chain",
         "/admin/tools",
         "/admin/reload",
+        "/admin/plugins/{name}",
+        "/admin/sessions",
+        "/admin/sessions/{id}",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
@@ -497,13 +500,83 @@ async fn the_admin_api_swaps_a_routes_chain_and_reloads() {
         )
         .await;
     assert_eq!(status, 400);
-    // Reload: the file's chain (none) comes back.
+    // The swap is kept: a reload of the file, a change of the file and a
+    // restart all keep it.
     let (status, body) = admin.post("/admin/reload", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(echo(&url, "still shut").await["error"].is_object());
+    let state = std::fs::read_to_string(dir.join("gw.admin.toml")).unwrap();
+    assert!(state.contains("deny-echo"), "{state}");
+    gw.shutdown().await;
+    let gw = Gateway::start_file(&file, &admin_toml(plugins)).await;
+    let admin = Admin::of(&gw);
+    let url = gw.url("/mcp");
+    assert!(echo(&url, "shut after restart").await["error"].is_object());
+    // Forgetting the swap brings back the file's chain (none).
+    let (status, body) = admin
+        .send(
+            reqwest::Method::DELETE,
+            "/admin/routes/chain?route=/mcp",
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         echo(&url, "open again").await["result"]["content"][0]["text"],
         "Echo: open again"
     );
+    let (status, _) = admin
+        .send(
+            reqwest::Method::DELETE,
+            "/admin/routes/chain?route=/nope",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_plugin_instance_added_through_the_api_loads_first_and_persists() {
+    let dir = tempdir();
+    let file = dir.join("gw.toml");
+    let gw = Gateway::start_file(&file, &admin_toml("")).await;
+    let admin = Admin::of(&gw);
+    let url = gw.url("/mcp");
+    // A component that does not load is refused with its reason; nothing changes.
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            "/admin/plugins/broken",
+            Some(json!({"component": "builtin:no-such-plugin"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no-such-plugin"),
+        "{body}"
+    );
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            "/admin/plugins/deny-echo",
+            Some(json!({"component": "builtin:filter", "config": {"tools": {"deny": ["echo"]}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            "/admin/routes/chain",
+            Some(json!({"route": "/mcp", "plugins": ["deny-echo"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(echo(&url, "shut").await["error"].is_object());
+    gw.shutdown().await;
+    // Both the instance and the chain come back after a restart.
+    let gw = Gateway::start_file(&file, &admin_toml("")).await;
+    assert!(echo(&gw.url("/mcp"), "shut").await["error"].is_object());
     gw.shutdown().await;
 }
 

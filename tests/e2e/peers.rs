@@ -26,10 +26,10 @@ fn peers_dir() -> PathBuf {
 }
 
 /// The `KEY=VALUE` paths printed by `setup.sh`.
-struct Peers(HashMap<String, String>);
+pub struct Peers(HashMap<String, String>);
 
 impl Peers {
-    fn get(&self, key: &str) -> &str {
+    pub fn get(&self, key: &str) -> &str {
         self.0
             .get(key)
             .unwrap_or_else(|| panic!("setup.sh printed no {key}: {:?}", self.0))
@@ -37,7 +37,7 @@ impl Peers {
 }
 
 /// Runs `setup.sh` once per test process; panics (in every test) if it fails.
-fn peers() -> &'static Peers {
+pub fn peers() -> &'static Peers {
     static PEERS: OnceLock<Result<Peers, String>> = OnceLock::new();
     let result = PEERS.get_or_init(|| {
         let script = peers_dir().join("setup.sh");

@@ -5,7 +5,7 @@
 #   SWITCHYARD_PEERS=/some/dir bash tests/peers/setup.sh
 #
 # Everything goes into ${SWITCHYARD_PEERS:-$HOME/.cache/switchyard-peers}:
-#   node/    package.json + package-lock.json from this folder, `npm ci` (SDKs, conformance CLIs,
+#   node/    package.json + package-lock.json from this folder, `npm ci` (SDKs, conformance CLIs, axe-core,
 #            server-everything, supergateway, npm mcp-proxy)
 #   node22/  node22/package.json + lock, `npm ci` (Node 22 binary, only for the conformance CLI)
 #   venv/    python venv with requirements.txt (Python SDK `mcp` 1.x, PyPI mcp-proxy)
@@ -92,6 +92,7 @@ PEERS_PYTHON_MODERN=$P/venv-modern/bin/python
 PEERS_CONFORMANCE=$NM/@modelcontextprotocol/conformance/dist/index.js
 PEERS_CONFORMANCE_NEXT=$NM/conformance-next/dist/index.js
 PEERS_SERVER_EVERYTHING=$NM/@modelcontextprotocol/server-everything/dist/index.js
+PEERS_AXE=$NM/axe-core/axe.min.js
 PEERS_SUPERGATEWAY=$NM/supergateway/dist/index.js
 PEERS_MCP_PROXY_NPM=$NM/mcp-proxy/dist/bin/mcp-proxy.mjs
 PEERS_MCP_PROXY_PY=$P/venv/bin/mcp-proxy

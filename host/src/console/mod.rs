@@ -32,7 +32,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::broadcast;
 
 use crate::admin::AdminState;
 use crate::admin::ops::{Control, Problem};
@@ -45,7 +45,11 @@ pub struct Console {
     admin: Arc<AdminState>,
     auth: Auth,
     /// The overview's live fragments (rendered while someone watches).
-    live: watch::Sender<Arc<Live>>,
+    /// Each rendering reaches every watcher (a broadcast, not a watch: a
+    /// crash's brief "down" must not be folded into the "ready" after it).
+    live: broadcast::Sender<Arc<Live>>,
+    /// The last fragments sent, so that an unchanged rendering is not sent.
+    last: std::sync::Mutex<Arc<Live>>,
 }
 
 /// What the overview's live stream sends: HTML of the upstream rows and
@@ -66,7 +70,8 @@ pub fn router(admin: Arc<AdminState>) -> Router {
     let console = Arc::new(Console {
         admin,
         auth,
-        live: watch::Sender::new(Arc::default()),
+        live: broadcast::channel(16).0,
+        last: std::sync::Mutex::default(),
     });
     tokio::spawn(Arc::clone(&console).render_live());
     let signed_in = Router::new()
@@ -147,17 +152,19 @@ impl Console {
             if self.live.receiver_count() == 0 {
                 continue;
             }
-            let next = Live {
-                upstreams: render(&UpstreamRows::of(self.ops())),
-                stats: render(&StatsView::now()),
-            };
-            self.live.send_if_modified(|cur| {
-                if **cur == next {
-                    return false;
-                }
-                *cur = Arc::new(next);
-                true
-            });
+            let next = Arc::new(self.render_now());
+            let mut last = self.last.lock().expect("live lock");
+            if **last != *next {
+                *last = Arc::clone(&next);
+                let _ = self.live.send(next);
+            }
+        }
+    }
+
+    fn render_now(&self) -> Live {
+        Live {
+            upstreams: render(&UpstreamRows::of(self.ops())),
+            stats: render(&StatsView::now()),
         }
     }
 
@@ -269,18 +276,11 @@ async fn overview(
 /// `stats`), each time they change.
 async fn events(State(c): State<Arc<Console>>) -> Response {
     let mut rx = c.live.subscribe();
-    rx.mark_changed();
+    let first = Arc::new(c.render_now());
     let stop = c.admin.stop.clone();
     let stream = async_stream(move |tx| async move {
+        let mut live = first;
         loop {
-            tokio::select! {
-                changed = rx.changed() => if changed.is_err() { return },
-                _ = stop.cancelled() => return,
-            }
-            let live = Arc::clone(&rx.borrow_and_update());
-            if live.upstreams.is_empty() {
-                continue;
-            }
             for (name, data) in [("upstreams", &live.upstreams), ("stats", &live.stats)] {
                 if tx
                     .send(Event::default().event(name).data(data.as_str()))
@@ -289,6 +289,18 @@ async fn events(State(c): State<Arc<Console>>) -> Response {
                     return;
                 }
             }
+            live = loop {
+                tokio::select! {
+                    next = rx.recv() => match next {
+                        Ok(l) => break l,
+                        // Behind: skip to what comes next.
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = stop.cancelled() => return,
+                    _ = tx.closed() => return,
+                }
+            };
         }
     });
     Sse::new(stream)
