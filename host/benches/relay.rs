@@ -18,6 +18,7 @@
 //! | `switchyard` | `switchyard serve`, one legacy session (`initialize`, then `Mcp-Session-Id`) |
 //! | `switchyard-modern` | `switchyard serve`, stateless 2026-07-28 requests (`_meta` + `Mcp-Method`/`Mcp-Name` headers) |
 //! | `switchyard-nospin` | `switchyard` with `[server] idle_spin = "0s"` (workers sleep as soon as they are idle) |
+//! | `switchyard-consoles` | `switchyard` with the admin listener on and ten signed-in consoles streaming the live overview (`/ui/events`) throughout |
 //! | `supergateway` | `supergateway --stateful` (stdio → streamable HTTP), one session |
 //! | `mcp-proxy-npm` | npm `mcp-proxy`, one session |
 //! | `mcp-proxy-py` | PyPI `mcp-proxy`, one session |
@@ -57,12 +58,13 @@ const MODERN: &str = "2026-07-28";
 const EXPECT: &str = "Echo: hello";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-const PATHS: [&str; 8] = [
+const PATHS: [&str; 9] = [
     "direct-stdio",
     "switchyard-ping",
     "switchyard",
     "switchyard-modern",
     "switchyard-nospin",
+    "switchyard-consoles",
     "supergateway",
     "mcp-proxy-npm",
     "mcp-proxy-py",
@@ -1187,6 +1189,57 @@ struct Running {
     target: Target,
     procs: Vec<Proc>,
     root_is_upstream: bool,
+    /// Console streams held open while the path is loaded (aborted on drop).
+    consoles: Vec<tokio_util::task::AbortOnDropHandle<()>>,
+}
+
+/// Consoles open on `switchyard-consoles`.
+const CONSOLES: usize = 10;
+const CONSOLE_TOKEN: &str = "bench-console-admin-token";
+
+/// Signs `CONSOLES` browsers' worth of sessions in on the admin listener
+/// and reads each one's live overview stream until aborted.
+async fn open_consoles(
+    admin: SocketAddr,
+) -> Result<Vec<tokio_util::task::AbortOnDropHandle<()>>, String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for _ in 0..CONSOLES {
+        let resp = http
+            .post(format!("http://{admin}/ui/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={CONSOLE_TOKEN}"))
+            .send()
+            .await
+            .map_err(|e| format!("console sign-in: {e}"))?;
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .ok_or("console sign-in: no cookie")?
+            .to_owned();
+        let stream = http
+            .get(format!("http://{admin}/ui/events"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .map_err(|e| format!("console stream: {e}"))?;
+        if !stream.status().is_success() {
+            return Err(format!("console stream: {}", stream.status()));
+        }
+        out.push(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            async move {
+                use futures_util::StreamExt;
+                let mut body = stream.bytes_stream();
+                while let Some(Ok(_)) = body.next().await {}
+            },
+        )));
+    }
+    Ok(out)
 }
 
 async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
@@ -1213,9 +1266,14 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
                 target: Target::Stdio(client),
                 procs: vec![p],
                 root_is_upstream: true,
+                consoles: Vec::new(),
             })
         }
-        "switchyard" | "switchyard-modern" | "switchyard-ping" | "switchyard-nospin" => {
+        "switchyard"
+        | "switchyard-modern"
+        | "switchyard-ping"
+        | "switchyard-nospin"
+        | "switchyard-consoles" => {
             let port = free_port()?;
             let config = env.tmp.join(format!("{name}.toml"));
             let spin = if name == "switchyard-nospin" {
@@ -1223,8 +1281,16 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
             } else {
                 ""
             };
+            let admin = if name == "switchyard-consoles" {
+                Some(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
+            } else {
+                None
+            };
+            let admin_table = admin
+                .map(|a| format!("\n[admin]\nlisten = \"{a}\"\ntoken = \"{CONSOLE_TOKEN}\"\n"))
+                .unwrap_or_default();
             let toml = format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n{spin}\n[upstreams.up]\ncommand = {}\nargs = {}\ntimeout = \"30s\"\n\n[[routes]]\npath = \"/mcp\"\nupstreams = [\"up\"]\n",
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n{spin}\n[upstreams.up]\ncommand = {}\nargs = {}\ntimeout = \"30s\"\n\n[[routes]]\npath = \"/mcp\"\nupstreams = [\"up\"]\n{admin_table}",
                 serde_json::to_string(&env.upstream[0]).expect("string"),
                 serde_json::to_string(&env.upstream[1..]).expect("strings"),
             );
@@ -1238,6 +1304,10 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
             let mut p = Proc::spawn(name, &argv, &[], &log, false)?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             switchyard_ready(addr, &mut p).await?;
+            let consoles = match admin {
+                Some(a) => open_consoles(a).await?,
+                None => Vec::new(),
+            };
             let target = if name != "switchyard-modern" {
                 let headers = legacy_session(addr, "/mcp", std::slice::from_mut(&mut p)).await?;
                 http(addr, headers, false)
@@ -1257,6 +1327,7 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
                 target,
                 procs: vec![p],
                 root_is_upstream: false,
+                consoles,
             })
         }
         "supergateway" | "mcp-proxy-npm" | "mcp-proxy-py" => {
@@ -1316,6 +1387,7 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
                 target: http(addr, headers, false),
                 procs: vec![p],
                 root_is_upstream: false,
+                consoles: Vec::new(),
             })
         }
         _ => Err(format!("unknown path {name}")),
@@ -1399,6 +1471,14 @@ async fn run_path(name: &'static str, opts: &Opts, env: &Env, rows: &Mutex<Vec<R
             push(conc, Outcome::Measured(ph));
         }
     }
+    let open = running.consoles.iter().filter(|c| !c.is_finished()).count();
+    if !running.consoles.is_empty() {
+        eprintln!(
+            "relay: {name}: {open} of {} consoles still streaming at the end",
+            running.consoles.len()
+        );
+    }
+    running.consoles.clear();
     drop(running.target);
     let mut killed = 0;
     for p in running.procs.drain(..) {

@@ -31,6 +31,9 @@ pub use raw::{RawOverlay, RawPlugin, RawUpstream};
 /// Other `SWITCHYARD_*` variables (tokens, `SWITCHYARD_BIN`) are left alone.
 const ENV_TABLES: [&str; 4] = ["server__", "upstreams__", "admin__", "telemetry__"];
 
+/// The route served when the file has none (every upstream).
+const DEFAULT_ROUTE: &str = "/mcp";
+
 /// Default upstream timeout: long enough for slow tools, short enough that a
 /// wedged upstream does not hold a client forever.
 const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -181,6 +184,15 @@ fn apply_overlay(raw: &mut raw::RawConfig, file: &Path) -> Result<(), ConfigErro
     }
     raw.upstreams.extend(overlay.upstreams);
     raw.plugins.extend(overlay.plugins);
+    // Without routes the file has the default one, `/mcp` over every
+    // upstream: a chain swapped on it makes it explicit.
+    if raw.routes.is_empty() && overlay.chains.contains_key(DEFAULT_ROUTE) {
+        raw.routes.push(raw::RawRoute {
+            path: DEFAULT_ROUTE.to_owned(),
+            upstreams: None,
+            plugins: Vec::new(),
+        });
+    }
     for route in &mut raw.routes {
         if let Some(chain) = overlay.chains.get(&route.path) {
             route.plugins.clone_from(chain);
@@ -299,7 +311,7 @@ fn validate(
     }
     if routes.is_empty() {
         routes.push(RouteSpec {
-            path: RoutePath::parse("/mcp").expect("the default route path is valid"),
+            path: RoutePath::parse(DEFAULT_ROUTE).expect("the default route path is valid"),
             every_upstream: true,
             upstreams: all,
             plugins: Vec::new(),
