@@ -73,7 +73,12 @@ fn cpu_seconds(pid: u32) -> f64 {
         .rsplit_once(')')
         .map(|(_, r)| r.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 (11 and 12 after the name).
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) + ticks(12)) / hz
@@ -189,9 +194,19 @@ async fn page_weight(gw: &Gateway) -> Vec<(String, String)> {
     let js_b = wire_bytes(&http, &format!("{base}{js}"), &cookie).await;
     rows.push((
         "overview, whole (HTML + CSS + script, gzip assets)".into(),
-        format!("{} B ({overview} + {css_b} + {js_b})", overview + css_b + js_b),
+        format!(
+            "{} B ({overview} + {css_b} + {js_b})",
+            overview + css_b + js_b
+        ),
     ));
-    for page in ["/ui/routes", "/ui/explorer", "/ui/metrics", "/ui/logs", "/ui/sessions", "/ui/config"] {
+    for page in [
+        "/ui/routes",
+        "/ui/explorer",
+        "/ui/metrics",
+        "/ui/logs",
+        "/ui/sessions",
+        "/ui/config",
+    ] {
         let n = wire_bytes(&http, &format!("{base}{page}"), &cookie).await;
         rows.push((format!("{page} HTML"), format!("{n} B")));
     }
@@ -314,41 +329,47 @@ fn main() -> std::process::ExitCode {
     let opts = match parse_opts() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("console: {e}\nusage: cargo bench -p switchyard --bench console [-- --seconds N --consoles N --renders N]");
+            eprintln!(
+                "console: {e}\nusage: cargo bench -p switchyard --bench console [-- --seconds N --consoles N --renders N]"
+            );
             return std::process::ExitCode::from(2);
         }
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let rows = rt.block_on(async {
-        let gw = start().await;
-        let mut rows = page_weight(&gw).await;
-        match first_render(&gw, opts.renders).await {
-            Ok(mut ms) => {
-                ms.sort_by(f64::total_cmp);
-                rows.push((
-                    format!("overview first-contentful-paint, {} loads", ms.len()),
-                    format!(
-                        "median {:.0} ms (min {:.0}, max {:.0})",
-                        ms[ms.len() / 2],
-                        ms[0],
-                        ms[ms.len() - 1]
-                    ),
-                ));
+    let rows =
+        rt.block_on(async {
+            let gw = start().await;
+            let mut rows = page_weight(&gw).await;
+            match first_render(&gw, opts.renders).await {
+                Ok(mut ms) => {
+                    ms.sort_by(f64::total_cmp);
+                    rows.push((
+                        format!("overview first-contentful-paint, {} loads", ms.len()),
+                        format!(
+                            "median {:.0} ms (min {:.0}, max {:.0})",
+                            ms[ms.len() / 2],
+                            ms[0],
+                            ms[ms.len() - 1]
+                        ),
+                    ));
+                }
+                Err(e) => rows.push(("overview first render".into(), format!("FAILED: {e}"))),
             }
-            Err(e) => rows.push(("overview first render".into(), format!("FAILED: {e}"))),
-        }
-        let (idle, _) = streaming_cpu(&gw, 0, opts.seconds).await;
-        rows.push((format!("gateway CPU, no console, {} s", opts.seconds), format!("{idle:.2}% of one core")));
-        let (busy, events) = streaming_cpu(&gw, opts.consoles, opts.seconds).await;
-        rows.push((
+            let (idle, _) = streaming_cpu(&gw, 0, opts.seconds).await;
+            rows.push((
+                format!("gateway CPU, no console, {} s", opts.seconds),
+                format!("{idle:.2}% of one core"),
+            ));
+            let (busy, events) = streaming_cpu(&gw, opts.consoles, opts.seconds).await;
+            rows.push((
             format!("gateway CPU, {} consoles streaming, {} s", opts.consoles, opts.seconds),
             format!(
                 "{busy:.2}% of one core ({events} overview updates received, {:.1}/s per console)",
                 events as f64 / opts.seconds / opts.consoles.max(1) as f64
             ),
         ));
-        rows
-    });
+            rows
+        });
     println!("\n| console | measured |\n|---|---|");
     for (k, v) in rows {
         println!("| {k} | {v} |");

@@ -609,6 +609,27 @@ async fn the_overview_follows_a_crash_live_and_the_upstream_page_acts() {
                 .contains("bad")
     );
 
+    // An `mcpServers` JSON pasted: each server added.
+    b.goto(&served.ui("/upstreams/new")).await;
+    let servers = json!({"mcpServers": {"imported": {"command": BIN, "args": ["demo", "--name", "imported"]}}});
+    b.js(&format!(
+        "document.getElementById('f-servers').value = {}; return true;",
+        json!(servers.to_string())
+    ))
+    .await;
+    b.find("#import").await.click().await.unwrap();
+    assert!(b.text(".flash").await.contains("imported"));
+    served.wait_ready("imported").await;
+    // Pasted JSON that is not a server list says why and adds nothing.
+    b.goto(&served.ui("/upstreams/new")).await;
+    b.find("#f-servers")
+        .await
+        .send_keys(r#"{"servers": {}}"#)
+        .await
+        .unwrap();
+    b.find("#import").await.click().await.unwrap();
+    assert!(b.text("#e-servers").await.contains("mcpServers"));
+
     // An upstream added through the form: its stderr in the tail, its tools in the explorer.
     let marker = format!("console-marker-{}", std::process::id());
     b.goto(&served.ui("/upstreams/new")).await;
@@ -765,6 +786,76 @@ async fn the_explorer_calls_through_the_chain_and_edits_persist() {
     b.goto(&served.ui("/sessions")).await;
     assert!(b.text("main table").await.contains("/edited"));
     b.screenshot("sessions").await;
+    let sid = client.session.clone();
+    b.js("window.confirm = () => true; return true;").await;
+    b.find(&format!("form:has(input[value='{sid}']) button"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find(".flash").await;
+    assert!(!b.text("main table").await.contains(&sid[..8]));
+    let gone = client.request("tools/list", json!({})).await;
+    assert_eq!(
+        gone.status, 404,
+        "an ended session is unknown to its client"
+    );
+
+    // Plugins from the routes page: a file that is no component is refused
+    // with its reason and nothing changes; a built-in loads into a chain.
+    b.goto(&served.ui("/routes")).await;
+    let junk = served.dir.join("junk.wasm");
+    std::fs::write(&junk, b"not a component").unwrap();
+    b.find("#p-name").await.send_keys("junk").await.unwrap();
+    b.find("#p-wasm")
+        .await
+        .send_keys(&junk.display().to_string())
+        .await
+        .unwrap();
+    b.find("#p-route")
+        .await
+        .select_by_value("/all")
+        .await
+        .unwrap();
+    b.find("#add-plugin").await.click().await.unwrap();
+    assert!(
+        b.text("#chain-problem")
+            .await
+            .contains("not a WebAssembly component")
+    );
+    let all_tools = async || {
+        let c = Legacy::connect(&served.url("/all")).await;
+        tool_names(&c.result("tools/list", json!({})).await)
+    };
+    assert!(all_tools().await.iter().any(|t| t.ends_with("echo")));
+    b.goto(&served.ui("/routes")).await;
+    b.find("#p-name").await.send_keys("no-echo").await.unwrap();
+    b.find("#p-builtin")
+        .await
+        .select_by_value("builtin:filter")
+        .await
+        .unwrap();
+    b.find("#p-config")
+        .await
+        .send_keys(r#"{"tools": {"deny": ["echo"]}}"#)
+        .await
+        .unwrap();
+    b.find("#p-route")
+        .await
+        .select_by_value("/all")
+        .await
+        .unwrap();
+    b.find("#add-plugin").await.click().await.unwrap();
+    b.find(".flash").await;
+    assert!(
+        !all_tools().await.iter().any(|t| t.ends_with("echo")),
+        "the loaded filter hides echo on /all"
+    );
+    let state = std::fs::read_to_string(served.dir.join("gw.admin.toml")).unwrap();
+    assert!(
+        state.contains("[plugins.no-echo]") && !state.contains("junk"),
+        "{state}"
+    );
     b.close().await;
 }
 
