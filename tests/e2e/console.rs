@@ -244,6 +244,30 @@ impl Browser {
         }
     }
 
+    async fn fill(&self, css: &str, text: &str) {
+        self.find(css).await.send_keys(text).await.unwrap();
+    }
+
+    /// Clicks a control that submits a form, and waits for the page the
+    /// submission leads to: the old document is marked first, so nothing
+    /// after this can find an element of the page being left.
+    async fn click(&self, css: &str) {
+        self.client
+            .execute("window.__left = true; return null;", vec![])
+            .await
+            .unwrap();
+        self.find(css).await.click().await.unwrap();
+        self.until(
+            "window.__left !== true && document.readyState !== 'loading'",
+            "the submission leads to a new page",
+        )
+        .await;
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.find(css).await.select_by_value(value).await.unwrap();
+    }
+
     async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap()
     }
@@ -267,12 +291,8 @@ impl Browser {
 
     async fn sign_in(&self, served: &Served, token: &str) {
         self.goto(&served.ui("/login")).await;
-        self.find("#token").await.send_keys(token).await.unwrap();
-        self.find("form button[type=submit]")
-            .await
-            .click()
-            .await
-            .unwrap();
+        self.fill("#token", token).await;
+        self.click("form button[type=submit]").await;
     }
 
     /// Waits until `script` (an expression) is truthy in the page.
@@ -432,7 +452,7 @@ async fn sign_in_roles_cookies_and_csrf() {
     .await;
     assert!(new_pid, "the CSRF-carrying POST restarted the upstream");
     // Sign-out ends the session.
-    b.find(".signout button").await.click().await.unwrap();
+    b.click(".signout button").await;
     b.find("#token").await;
     b.goto(&served.ui("/")).await;
     b.find("#token").await;
@@ -570,7 +590,7 @@ async fn the_overview_follows_a_crash_live_and_the_upstream_page_acts() {
 
     // The restart button changes the pid.
     b.goto(&served.ui("/upstreams/demo")).await;
-    b.find("#do-restart").await.click().await.unwrap();
+    b.click("#do-restart").await;
     b.find(".flash").await;
     let restarted = eventually(Duration::from_secs(15), async || {
         served.wait_ready("demo").await != new_pid
@@ -580,10 +600,10 @@ async fn the_overview_follows_a_crash_live_and_the_upstream_page_acts() {
 
     // A bad spec shows its error beside the field and changes nothing.
     b.goto(&served.ui("/upstreams/new")).await;
-    b.find("#f-name").await.send_keys("bad").await.unwrap();
-    b.find("#f-command").await.send_keys(BIN).await.unwrap();
-    b.find("#f-timeout").await.send_keys("soon").await.unwrap();
-    b.find("#add").await.click().await.unwrap();
+    b.fill("#f-name", "bad").await;
+    b.fill("#f-command", BIN).await;
+    b.fill("#f-timeout", "soon").await;
+    b.click("#add").await;
     let error = b.text("#e-timeout").await;
     assert!(error.contains("duration"), "{error}");
     assert_eq!(
@@ -617,32 +637,23 @@ async fn the_overview_follows_a_crash_live_and_the_upstream_page_acts() {
         json!(servers.to_string())
     ))
     .await;
-    b.find("#import").await.click().await.unwrap();
+    b.click("#import").await;
     assert!(b.text(".flash").await.contains("imported"));
     served.wait_ready("imported").await;
     // Pasted JSON that is not a server list says why and adds nothing.
     b.goto(&served.ui("/upstreams/new")).await;
-    b.find("#f-servers")
-        .await
-        .send_keys(r#"{"servers": {}}"#)
-        .await
-        .unwrap();
-    b.find("#import").await.click().await.unwrap();
+    b.fill("#f-servers", r#"{"servers": {}}"#).await;
+    b.click("#import").await;
     assert!(b.text("#e-servers").await.contains("mcpServers"));
 
     // An upstream added through the form: its stderr in the tail, its tools in the explorer.
     let marker = format!("console-marker-{}", std::process::id());
     b.goto(&served.ui("/upstreams/new")).await;
-    b.find("#f-name").await.send_keys("extra").await.unwrap();
-    b.find("#f-command").await.send_keys("sh").await.unwrap();
-    b.find("#f-args")
-        .await
-        .send_keys(&format!(
-            "-c\necho {marker} >&2; exec {BIN} demo --name extra --era legacy"
-        ))
-        .await
-        .unwrap();
-    b.find("#add").await.click().await.unwrap();
+    b.fill("#f-name", "extra").await;
+    b.fill("#f-command", "sh").await;
+    let script = format!("-c\necho {marker} >&2; exec {BIN} demo --name extra --era legacy");
+    b.fill("#f-args", &script).await;
+    b.click("#add").await;
     b.find(".flash").await;
     assert_eq!(b.path().await, "/ui/upstreams/extra");
     served.wait_ready("extra").await;
@@ -653,11 +664,7 @@ async fn the_overview_follows_a_crash_live_and_the_upstream_page_acts() {
     .await;
     b.screenshot("upstream").await;
     // The tail's filter hides what does not match, and pause holds it.
-    b.find("#log-filter")
-        .await
-        .send_keys("no-such-line-anywhere")
-        .await
-        .unwrap();
+    b.fill("#log-filter", "no-such-line-anywhere").await;
     b.until(
         "document.querySelector('#log').textContent === ''",
         "the filter",
@@ -687,12 +694,12 @@ async fn the_explorer_calls_through_the_chain_and_edits_persist() {
     b.find("tr[data-upstream=demo]").await;
     // "Try it" on echo: its text, the upstream that answered, the latency.
     b.goto(&served.ui("/explorer?route=/mcp")).await;
-    b.find("article[data-name=echo] input[name='arg.message']")
-        .await
-        .send_keys("hi from the console")
-        .await
-        .unwrap();
-    b.find("#try-echo").await.click().await.unwrap();
+    b.fill(
+        "article[data-name=echo] input[name='arg.message']",
+        "hi from the console",
+    )
+    .await;
+    b.click("#try-echo").await;
     assert!(
         b.text("#result-body")
             .await
@@ -707,11 +714,8 @@ async fn the_explorer_calls_through_the_chain_and_edits_persist() {
     let chain = b.find("input[data-chain-for='/mcp']").await;
     chain.clear().await.unwrap();
     chain.send_keys("deny-echo").await.unwrap();
-    b.find("form:has(input[data-chain-for='/mcp']) button[value=set]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("form:has(input[data-chain-for='/mcp']) button[value=set]")
+        .await;
     b.find(".flash").await;
     assert!(b.text("main").await.contains("deny-echo"));
     b.screenshot("routes").await;
@@ -757,10 +761,10 @@ async fn the_explorer_calls_through_the_chain_and_edits_persist() {
     let before = std::fs::read_to_string(&served.file).unwrap();
     b.js("const t = document.getElementById('config-text'); t.value = t.value.replace('[[routes]]', '[[routez]]'); return true;")
         .await;
-    b.find("#config-check").await.click().await.unwrap();
+    b.click("#config-check").await;
     assert!(b.text("#config-error").await.contains("routez"));
     assert!(b.text("#config-diff").await.contains("+[[routez]]"));
-    b.find("#config-apply").await.click().await.unwrap();
+    b.click("#config-apply").await;
     assert!(b.text("#config-error").await.contains("routez"));
     assert_eq!(
         std::fs::read_to_string(&served.file).unwrap(),
@@ -771,7 +775,7 @@ async fn the_explorer_calls_through_the_chain_and_edits_persist() {
     b.goto(&served.ui("/config")).await;
     b.js("const t = document.getElementById('config-text'); t.value += '\\n[[routes]]\\npath = \"/edited\"\\nupstreams = [\"demo\"]\\n'; return true;")
         .await;
-    b.find("#config-apply").await.click().await.unwrap();
+    b.click("#config-apply").await;
     b.find(".flash").await;
     let client = Legacy::connect(&served.url("/edited")).await;
     assert!(tool_names(&client.result("tools/list", json!({})).await).contains(&"echo".to_owned()));
@@ -788,11 +792,8 @@ async fn the_explorer_calls_through_the_chain_and_edits_persist() {
     b.screenshot("sessions").await;
     let sid = client.session.clone();
     b.js("window.confirm = () => true; return true;").await;
-    b.find(&format!("form:has(input[value='{sid}']) button"))
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click(&format!("form:has(input[value='{sid}']) button"))
+        .await;
     b.find(".flash").await;
     assert!(!b.text("main table").await.contains(&sid[..8]));
     let gone = client.request("tools/list", json!({})).await;
@@ -806,18 +807,10 @@ async fn the_explorer_calls_through_the_chain_and_edits_persist() {
     b.goto(&served.ui("/routes")).await;
     let junk = served.dir.join("junk.wasm");
     std::fs::write(&junk, b"not a component").unwrap();
-    b.find("#p-name").await.send_keys("junk").await.unwrap();
-    b.find("#p-wasm")
-        .await
-        .send_keys(&junk.display().to_string())
-        .await
-        .unwrap();
-    b.find("#p-route")
-        .await
-        .select_by_value("/all")
-        .await
-        .unwrap();
-    b.find("#add-plugin").await.click().await.unwrap();
+    b.fill("#p-name", "junk").await;
+    b.fill("#p-wasm", &junk.display().to_string()).await;
+    b.select("#p-route", "/all").await;
+    b.click("#add-plugin").await;
     assert!(
         b.text("#chain-problem")
             .await
@@ -829,23 +822,12 @@ async fn the_explorer_calls_through_the_chain_and_edits_persist() {
     };
     assert!(all_tools().await.iter().any(|t| t.ends_with("echo")));
     b.goto(&served.ui("/routes")).await;
-    b.find("#p-name").await.send_keys("no-echo").await.unwrap();
-    b.find("#p-builtin")
-        .await
-        .select_by_value("builtin:filter")
-        .await
-        .unwrap();
-    b.find("#p-config")
-        .await
-        .send_keys(r#"{"tools": {"deny": ["echo"]}}"#)
-        .await
-        .unwrap();
-    b.find("#p-route")
-        .await
-        .select_by_value("/all")
-        .await
-        .unwrap();
-    b.find("#add-plugin").await.click().await.unwrap();
+    b.fill("#p-name", "no-echo").await;
+    b.select("#p-builtin", "builtin:filter").await;
+    b.fill("#p-config", r#"{"tools": {"deny": ["echo"]}}"#)
+        .await;
+    b.select("#p-route", "/all").await;
+    b.click("#add-plugin").await;
     b.find(".flash").await;
     assert!(
         !all_tools().await.iter().any(|t| t.ends_with("echo")),

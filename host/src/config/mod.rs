@@ -921,12 +921,7 @@ pub fn upstream_from_raw(
     config: &Config,
 ) -> Result<UpstreamSpec, ConfigError> {
     let key = format!("upstreams.{name}");
-    let invalid = |key: String, value: &dyn std::fmt::Debug, reason: String| ConfigError::Invalid {
-        origin: "admin API".into(),
-        key,
-        value: format!("{value:?}"),
-        reason,
-    };
+    let invalid = from_admin_api;
     let uname = UpstreamName::parse(name).map_err(|r| invalid(key.clone(), &name, r))?;
     validate_upstream(uname, up, &key, &config_dir(config), &ProcessEnv, &invalid)
 }
@@ -939,14 +934,19 @@ pub fn plugin_from_raw(
     config: &Config,
 ) -> Result<PluginSpec, ConfigError> {
     let key = format!("plugins.{name}");
-    let invalid = |key: String, value: &dyn std::fmt::Debug, reason: String| ConfigError::Invalid {
+    let invalid = from_admin_api;
+    let pname = PluginName::parse(name).map_err(|r| invalid(key.clone(), &name, r))?;
+    validate_plugin(pname, p, &key, &config_dir(config), &ProcessEnv, &invalid)
+}
+
+/// A value given through the admin API that is not acceptable.
+fn from_admin_api(key: String, value: &dyn std::fmt::Debug, reason: String) -> ConfigError {
+    ConfigError::Invalid {
         origin: "admin API".into(),
         key,
         value: format!("{value:?}"),
         reason,
-    };
-    let pname = PluginName::parse(name).map_err(|r| invalid(key.clone(), &name, r))?;
-    validate_plugin(pname, p, &key, &config_dir(config), &ProcessEnv, &invalid)
+    }
 }
 
 /// The folder relative paths of `config` are resolved against.
