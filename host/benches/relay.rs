@@ -18,6 +18,7 @@
 //! | `switchyard` | `switchyard serve`, one legacy session (`initialize`, then `Mcp-Session-Id`) |
 //! | `switchyard-modern` | `switchyard serve`, stateless 2026-07-28 requests (`_meta` + `Mcp-Method`/`Mcp-Name` headers) |
 //! | `switchyard-nospin` | `switchyard` with `[server] idle_spin = "0s"` (workers sleep as soon as they are idle) |
+//! | `switchyard-admin` | `switchyard` with the admin listener on (the console served, nobody watching) |
 //! | `switchyard-consoles` | `switchyard` with the admin listener on and ten signed-in consoles streaming the live overview (`/ui/events`) throughout |
 //! | `supergateway` | `supergateway --stateful` (stdio → streamable HTTP), one session |
 //! | `mcp-proxy-npm` | npm `mcp-proxy`, one session |
@@ -58,12 +59,13 @@ const MODERN: &str = "2026-07-28";
 const EXPECT: &str = "Echo: hello";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-const PATHS: [&str; 9] = [
+const PATHS: [&str; 10] = [
     "direct-stdio",
     "switchyard-ping",
     "switchyard",
     "switchyard-modern",
     "switchyard-nospin",
+    "switchyard-admin",
     "switchyard-consoles",
     "supergateway",
     "mcp-proxy-npm",
@@ -81,8 +83,9 @@ usage: cargo bench -p switchyard --bench relay [-- OPTIONS]
                           the stdio server behind every path (default demo:
                           `switchyard demo --era legacy`; everything: node server-everything stdio)
   --only LIST             comma-separated subset of: direct-stdio, switchyard-ping, switchyard,
-                          switchyard-modern, switchyard-nospin, supergateway, mcp-proxy-npm,
-                          mcp-proxy-py
+                          switchyard-modern, switchyard-nospin, switchyard-admin,
+                          switchyard-consoles, supergateway, mcp-proxy-npm, mcp-proxy-py
+                          (in the order given; a path may be named twice)
   --client-threads N      tokio worker threads of the load generator (default 2)";
 
 // ---------------------------------------------------------------------------
@@ -1273,6 +1276,7 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
         | "switchyard-modern"
         | "switchyard-ping"
         | "switchyard-nospin"
+        | "switchyard-admin"
         | "switchyard-consoles" => {
             let port = free_port()?;
             let config = env.tmp.join(format!("{name}.toml"));
@@ -1281,7 +1285,7 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
             } else {
                 ""
             };
-            let admin = if name == "switchyard-consoles" {
+            let admin = if matches!(name, "switchyard-admin" | "switchyard-consoles") {
                 Some(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
             } else {
                 None
@@ -1305,8 +1309,8 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             switchyard_ready(addr, &mut p).await?;
             let consoles = match admin {
-                Some(a) => open_consoles(a).await?,
-                None => Vec::new(),
+                Some(a) if name == "switchyard-consoles" => open_consoles(a).await?,
+                _ => Vec::new(),
             };
             let target = if name != "switchyard-modern" {
                 let headers = legacy_session(addr, "/mcp", std::slice::from_mut(&mut p)).await?;
