@@ -20,6 +20,7 @@
 //! | `switchyard-nospin` | `switchyard` with `[server] idle_spin = "0s"` (workers sleep as soon as they are idle) |
 //! | `switchyard-admin` | `switchyard` with the admin listener on (the console served, nobody watching) |
 //! | `switchyard-consoles` | `switchyard` with the admin listener on and ten signed-in consoles streaming the live overview (`/ui/events`) throughout |
+//! | `switchyard@base`, `switchyard-modern@base` | `switchyard` and `switchyard-modern` served by the binary `--baseline PATH` (an earlier build, to compare a change in one run; run right after their twins when `--baseline` is given) |
 //! | `supergateway` | `supergateway --stateful` (stdio → streamable HTTP), one session |
 //! | `mcp-proxy-npm` | npm `mcp-proxy`, one session |
 //! | `mcp-proxy-py` | PyPI `mcp-proxy`, one session |
@@ -59,11 +60,13 @@ const MODERN: &str = "2026-07-28";
 const EXPECT: &str = "Echo: hello";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-const PATHS: [&str; 10] = [
+const PATHS: [&str; 12] = [
     "direct-stdio",
     "switchyard-ping",
     "switchyard",
+    "switchyard@base",
     "switchyard-modern",
+    "switchyard-modern@base",
     "switchyard-nospin",
     "switchyard-admin",
     "switchyard-consoles",
@@ -86,6 +89,8 @@ usage: cargo bench -p switchyard --bench relay [-- OPTIONS]
                           switchyard-modern, switchyard-nospin, switchyard-admin,
                           switchyard-consoles, supergateway, mcp-proxy-npm, mcp-proxy-py
                           (in the order given; a path may be named twice)
+  --baseline PATH         another build of the switchyard binary: adds switchyard@base and
+                          switchyard-modern@base (the same paths served by it)
   --client-threads N      tokio worker threads of the load generator (default 2)";
 
 // ---------------------------------------------------------------------------
@@ -99,6 +104,7 @@ struct Opts {
     everything: bool,
     paths: Vec<&'static str>,
     client_threads: usize,
+    baseline: Option<String>,
 }
 
 fn parse_opts() -> Result<Opts, String> {
@@ -108,8 +114,9 @@ fn parse_opts() -> Result<Opts, String> {
         warmup: 200,
         concurrency: vec![1, 16, 64],
         everything: false,
-        paths: PATHS.to_vec(),
+        paths: Vec::new(),
         client_threads: 2,
+        baseline: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -168,11 +175,22 @@ fn parse_opts() -> Result<Opts, String> {
                 }
                 o.paths = paths;
             }
+            "--baseline" => o.baseline = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
             // a positional filter (as `cargo bench relay` passes one): ignored
             _ => {}
         }
+    }
+    if o.paths.is_empty() {
+        o.paths = PATHS
+            .iter()
+            .copied()
+            .filter(|p| o.baseline.is_some() || !p.ends_with("@base"))
+            .collect();
+    }
+    if o.baseline.is_none() && o.paths.iter().any(|p| p.ends_with("@base")) {
+        return Err("the @base paths need --baseline PATH".into());
     }
     Ok(o)
 }
@@ -1175,6 +1193,8 @@ struct Env {
     /// What identifies the upstream in a process's command line.
     marker: String,
     peers: Result<HashMap<String, String>, String>,
+    /// `--baseline`: the binary of the `@base` paths.
+    baseline: Option<String>,
 }
 
 impl Env {
@@ -1248,6 +1268,11 @@ async fn open_consoles(
 async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
     let log = env.tmp.join(format!("{name}.log"));
     let _ = std::fs::remove_file(&log);
+    // An `@base` path is its twin served by the baseline binary.
+    let (name, bin) = match name.strip_suffix("@base") {
+        Some(twin) => (twin, env.baseline.as_deref().ok_or("no --baseline")?),
+        None => (name, BIN),
+    };
     let http = |addr: SocketAddr, headers: HeaderMap, modern: bool| {
         Target::Http(Arc::new(HttpTarget {
             addr,
@@ -1300,7 +1325,7 @@ async fn start_path(name: &str, env: &Env) -> Result<Running, String> {
             );
             std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
             let argv = [
-                BIN.to_owned(),
+                bin.to_owned(),
                 "serve".into(),
                 "--config".into(),
                 config.display().to_string(),
@@ -1733,6 +1758,7 @@ fn main() -> std::process::ExitCode {
             ],
             marker: DEMO_MARKER.to_owned(),
             peers,
+            baseline: opts.baseline.clone(),
         };
         if opts.everything {
             match env.peer("PEERS_SERVER_EVERYTHING") {
