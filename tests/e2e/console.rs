@@ -441,6 +441,23 @@ async fn sign_in_roles_cookies_and_csrf() {
             .status(),
         403
     );
+    // Pages are gzip-compressed when asked; the live stream is not.
+    let get = |path: &str, encoding: &'static str| {
+        http.get(served.ui(path))
+            .header("cookie", pair)
+            .header("accept-encoding", encoding)
+            .send()
+    };
+    let explorer = get("/explorer?route=/mcp", "gzip").await.unwrap();
+    assert_eq!(explorer.status(), 200);
+    assert_eq!(explorer.headers()["content-encoding"], "gzip");
+    let plain = get("/explorer?route=/mcp", "identity").await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert!(plain.text().await.unwrap().contains("echo"));
+    let events = get("/events", "gzip").await.unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    assert!(events.headers().get("content-encoding").is_none());
+    drop(events);
     let pid = served.wait_ready("demo").await;
     assert_eq!(
         post(vec![("_csrf", csrf.clone())]).await.unwrap().status(),

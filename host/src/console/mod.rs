@@ -103,6 +103,9 @@ pub fn router(admin: Arc<AdminState>) -> Router {
         .merge(signed_in)
         // Uploaded components may be large; forms are small.
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        // Pages gzip-compressed when asked (the explorer's schemas make it
+        // the largest); assets are already, SSE is never.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(console)
 }
 
