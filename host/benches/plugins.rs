@@ -123,6 +123,7 @@ async fn time_chain(chain: &Chain, params: &Value, iterations: usize, response: 
         target: Some("search_issues"),
         headers: None,
         client_address: None,
+        client_cert: None,
         era: Era::Legacy,
         protocol_version: "2025-11-25",
     };
@@ -176,6 +177,7 @@ async fn time_typical(chain: &Chain, t: &Typical, iterations: usize) -> Stats {
         target: t.target,
         headers: Some(&headers),
         client_address: None,
+        client_cert: None,
         era: Era::Legacy,
         protocol_version: "2025-11-25",
     };

@@ -66,15 +66,28 @@ pub async fn serve(
         stop: stop.clone(),
     });
     tracing::info!(listen = %listener.local_addr()?, "admin API listening (console at /ui/)");
+    let tls = match &state.settings.tls {
+        Some(settings) => Some(
+            crate::tls::start(settings, listener.local_addr()?.port(), stop.clone())
+                .map_err(|e| std::io::Error::other(format!("admin.tls: {e}")))?
+                .1,
+        ),
+        None => None,
+    };
     let app = router(Arc::clone(&state))
         .merge(crate::console::router(Arc::clone(&state)))
         .layer(middleware::from_fn_with_state(state, allow_list));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.cancelled_owned())
-    .await
+    match tls {
+        Some(tls) => crate::tls::serve(listener, tls, app, stop).await,
+        None => {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        }
+    }
 }
 
 fn router(state: Arc<AdminState>) -> Router {
@@ -90,6 +103,11 @@ fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/upstreams/{name}/restart", post(restart_upstream))
         .route("/admin/upstreams/{name}/logs", get(follow_logs))
         .route("/admin/plugins/{name}", put(put_plugin))
+        .route("/admin/secrets", get(list_secrets))
+        .route(
+            "/admin/secrets/{name}",
+            put(put_secret).delete(remove_secret),
+        )
         .route("/admin/routes", get(list_routes))
         .route("/admin/routes/chain", put(set_chain).delete(reset_chain))
         .route("/admin/tools", get(list_tools))
@@ -97,7 +115,39 @@ fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/sessions", get(list_sessions))
         .route("/admin/sessions/{id}", axum::routing::delete(end_session))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), bearer))
+        .layer(middleware::from_fn(redact_bodies))
         .with_state(state)
+}
+
+/// No secret value leaves in a JSON or HTML body (a child's error text, a
+/// detail quoting a setting): such bodies are read whole and redacted while
+/// the process knows any secret. Streams (SSE) are redacted at their source.
+pub(crate) async fn redact_bodies(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if !crate::secrets::any_known() {
+        return resp;
+    }
+    let whole = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
+    if !whole {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let body = match crate::secrets::redact(&text) {
+        std::borrow::Cow::Borrowed(_) => axum::body::Body::from(bytes),
+        std::borrow::Cow::Owned(redacted) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            axum::body::Body::from(redacted)
+        }
+    };
+    Response::from_parts(parts, body)
 }
 
 pub fn digest(token: &str) -> [u8; 32] {
@@ -189,6 +239,29 @@ where
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn list_secrets(State(st): State<Arc<AdminState>>) -> Response {
+    reply(StatusCode::OK, st.ops.secrets())
+}
+
+/// `{"value": "…"}`: the only way in (no query string, nothing echoed).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretValue {
+    value: String,
+}
+
+async fn put_secret(
+    State(st): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<SecretValue>,
+) -> Response {
+    reply(StatusCode::OK, st.ops.set_secret(&name, body.value).await)
+}
+
+async fn remove_secret(State(st): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
+    reply(StatusCode::OK, st.ops.remove_secret(&name).await)
 }
 
 async fn list_upstreams(State(st): State<Arc<AdminState>>) -> Response {

@@ -9,11 +9,13 @@
 //! |---|---|
 //! | [`config`] | TOML + environment → validated [`config::Config`] (before anything starts) |
 //! | [`mcp`] | JSON-RPC / MCP message shapes of both eras; pure |
+//! | [`tls`] | HTTPS on the listeners: certificates (files, reloaded), client certificates |
 //! | [`server`] | the axum edge: era detection, sessions, SSE, errors → HTTP |
 //! | [`route`] | path → route (upstream set, plugin chain), atomically swappable |
 //! | [`plugin`] | the plugin chain (the seam the plugin platform fills) |
 //! | [`upstream`] | child processes and HTTP clients, era detection, id mapping |
 //! | [`pipeline`] | where route, plugins and upstreams meet: dispatch and aggregation |
+//! | [`secrets`] | the encrypted store `${secret:NAME}` reads; redaction of its values |
 //! | [`admin`] | the admin API, on its own listener (off unless a token is set) |
 //! | [`console`] | the web console at `/ui/` on the admin listener, a client of `admin::ops` |
 //! | [`stdio_front`] | `switchyard stdio`: a route over the process's stdin/stdout |
@@ -33,9 +35,11 @@ pub mod mcp;
 pub mod pipeline;
 pub mod plugin;
 pub mod route;
+pub mod secrets;
 pub mod server;
 pub mod stdio_front;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 
 mod reload;
@@ -95,6 +99,7 @@ pub async fn run_with_admin(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
+    tls::install_provider();
     if config.telemetry.metrics {
         telemetry::init_metrics();
         telemetry::history::start();
@@ -126,31 +131,46 @@ pub async fn run_with_admin(
         tokio::spawn(Arc::clone(spin).run(stop.clone()));
     }
     let app = server::router(Arc::clone(&state));
-    tracing::info!(%local, routes = ?state.gateway.route_paths(), "switchyard listening");
+    let tls = match &config.server.tls {
+        Some(settings) => Some(
+            tls::start(settings, local.port(), stop.clone())
+                .map_err(|e| anyhow::anyhow!("server.tls: {e}"))?
+                .1,
+        ),
+        None => None,
+    };
+    tracing::info!(%local, tls = tls.is_some(), routes = ?state.gateway.route_paths(), "switchyard listening");
 
     let signal = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
         signal.cancel();
     });
-    // TCP_NODELAY: replies are small and latency is the point; Nagle's
-    // algorithm would hold a reply's last segment back for an ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
     let app = tower::ServiceExt::<axum::extract::Request>::map_future(app, move |handler| {
         handle_in_own_task(handler, spin.as_ref())
     });
-    let serve = axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            std::net::SocketAddr,
-        >(app),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned())
-    .into_future();
+    let serve: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+        Some(tls) => Box::pin(tls::serve(listener, tls, app, stop.clone())),
+        None => {
+            // TCP_NODELAY: replies are small and latency is the point; Nagle's
+            // algorithm would hold a reply's last segment back for an ACK.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+            });
+            Box::pin(
+                axum::serve(
+                    listener,
+                    axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                        std::net::SocketAddr,
+                    >(app),
+                )
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future(),
+            )
+        }
+    };
     let grace = config.server.shutdown_grace;
     let deadline = async {
         stop.cancelled().await;

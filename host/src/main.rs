@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod scaffold;
+mod secret_cmd;
 
 /// mimalloc rather than glibc malloc: a relayed call allocates a few dozen
 /// small, short-lived objects (JSON values, header maps, futures), and glibc's
@@ -18,7 +19,7 @@ mod scaffold;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit status for a configuration that does not validate (EX_USAGE).
-const EXIT_CONFIG: u8 = 64;
+pub(crate) const EXIT_CONFIG: u8 = 64;
 
 /// Exit status when a running gateway cannot be reached (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
@@ -92,6 +93,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The encrypted secret store that `${secret:NAME}` reads.
+    Secret {
+        #[command(subcommand)]
+        command: secret_cmd::SecretCommand,
+    },
     /// Turn another tool's MCP server list into a Switchyard configuration.
     Import {
         #[command(subcommand)]
@@ -127,6 +133,13 @@ enum PluginCommand {
     },
 }
 
+/// `--config`, else `$SWITCHYARD_CONFIG`, else the default.
+pub(crate) fn config_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("SWITCHYARD_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -135,6 +148,7 @@ fn main() -> ExitCode {
                 // Plugins are part of the configuration: each must compile,
                 // fit the world and accept its config.
                 if let Err(e) = runtime().block_on(switchyard::plugin::Plugins::load(&c.plugins)) {
+                    let e = switchyard::secrets::redact(&e.to_string()).into_owned();
                     eprintln!("{}: {e}", config.display());
                     return ExitCode::from(EXIT_CONFIG);
                 }
@@ -152,10 +166,9 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Secret { command } => secret_cmd::run(command),
         Command::Serve { config } => {
-            let path = config
-                .or_else(|| std::env::var_os("SWITCHYARD_CONFIG").map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            let path = config_path(config);
             let (config, plugins, rt, _traces) = match prepare(&path) {
                 Ok(p) => p,
                 Err(code) => return code,
@@ -333,6 +346,7 @@ fn prepare(path: &std::path::Path) -> Result<Prepared, ExitCode> {
     let plugins = rt
         .block_on(switchyard::plugin::Plugins::load(&config.plugins))
         .map_err(|e| {
+            let e = switchyard::secrets::redact(&e.to_string()).into_owned();
             eprintln!("{}: {e}", path.display());
             ExitCode::from(EXIT_CONFIG)
         })?;

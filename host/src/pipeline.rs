@@ -78,6 +78,8 @@ pub struct ClientCtx {
 pub struct Inbound {
     pub headers: axum::http::HeaderMap,
     pub peer: Option<std::net::SocketAddr>,
+    /// The verified subject of the client's TLS certificate, if any.
+    pub client_cert: Option<Arc<str>>,
 }
 
 /// Syslog severities in the order MCP's `LoggingLevel` lists them.
@@ -382,6 +384,7 @@ impl Known {
             target: self.target.as_deref(),
             headers: ctx.inbound.as_ref().map(|i| &i.headers),
             client_address: ctx.inbound.as_ref().and_then(|i| i.peer),
+            client_cert: ctx.inbound.as_ref().and_then(|i| i.client_cert.as_deref()),
             era: ctx.era,
             protocol_version: &ctx.protocol_version,
         }

@@ -1,5 +1,6 @@
 //! Live reconfiguration: the gateway watches its config file (and the admin
-//! API's state file beside it) and every plugin component file, and applies
+//! API's state file and the secret store beside it) and every plugin
+//! component file, and applies
 //! what changed (or everything, on `SIGHUP`).
 //!
 //! A change is debounced (editors write a file in several steps), the config
@@ -135,12 +136,15 @@ pub async fn reload(config_path: &Path, gateway: &Gateway, why: &str) {
     }
 }
 
-/// The component files in use and the admin API's state file.
+/// The component files in use, the admin API's state file and the secret
+/// store (`switchyard secret set` on a running gateway applies at once).
 async fn watched_files(gateway: &Gateway) -> Vec<PathBuf> {
     let mut files = gateway.plugin_files().await;
-    if let Some(f) = gateway.config().admin.and_then(|a| a.state_file) {
+    let config = gateway.config();
+    if let Some(f) = config.admin.and_then(|a| a.state_file) {
         files.push(f);
     }
+    files.push(config.secrets.store);
     files
 }
 

@@ -265,7 +265,7 @@ pub fn init_logs_and_traces(config: &crate::config::TelemetryConfig) -> anyhow::
     // Colours only for a terminal: piped logs stay plain text for tools.
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(|| crate::secrets::Redacting(std::io::stderr()));
     let fmt = if json {
         fmt.json().boxed()
     } else {

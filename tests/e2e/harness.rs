@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
@@ -26,6 +26,10 @@ pub struct Gateway {
     pub addr: SocketAddr,
     /// The admin API's address, when the config has `[admin]`.
     pub admin: Option<SocketAddr>,
+    /// Whether the main listener serves HTTPS (`[server.tls]`).
+    pub https: bool,
+    /// What asks `/healthz` (over HTTPS: any server certificate).
+    probe: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -44,6 +48,14 @@ impl Gateway {
     /// Serves `config` on `127.0.0.1:0` until dropped or shut down, and
     /// waits until every upstream has finished starting.
     async fn run(config: switchyard::config::Config) -> Gateway {
+        let probe = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        Self::run_probed(config, probe).await
+    }
+
+    async fn run_probed(config: switchyard::config::Config, probe: reqwest::Client) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // The admin API on another port of the test's own choosing.
@@ -52,6 +64,7 @@ impl Gateway {
             None => None,
         };
         let admin = admin_listener.as_ref().map(|l| l.local_addr().unwrap());
+        let https = config.server.tls.is_some();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             let plugins = switchyard::plugin::Plugins::load(&config.plugins).await?;
@@ -63,6 +76,8 @@ impl Gateway {
         let gw = Gateway {
             addr,
             admin,
+            https,
+            probe,
             stop: Some(tx),
             task: Some(task),
         };
@@ -81,13 +96,22 @@ impl Gateway {
         Self::run(config).await
     }
 
+    /// [`Gateway::start_file`] probed by `probe` (a gateway that requires
+    /// client certificates needs a client that has one).
+    pub async fn start_file_probed(path: &Path, toml: &str, probe: reqwest::Client) -> Gateway {
+        std::fs::write(path, expand(toml)).unwrap();
+        let config = switchyard::config::load(Some(path))
+            .unwrap_or_else(|e| panic!("test config is invalid: {e}"));
+        Self::run_probed(config, probe).await
+    }
+
     /// Polls `/healthz` until no upstream is still starting.
     pub async fn wait_ready(&self) {
         for _ in 0..200 {
             let h = self.health().await;
             let starting = h["upstreams"]
                 .as_array()
-                .unwrap()
+                .unwrap_or_else(|| panic!("not a health report: {h}"))
                 .iter()
                 .any(|u| u["state"] == "starting");
             if !starting {
@@ -99,7 +123,9 @@ impl Gateway {
     }
 
     pub async fn health(&self) -> Value {
-        reqwest::get(self.url("/healthz"))
+        self.probe
+            .get(self.url("/healthz"))
+            .send()
             .await
             .unwrap()
             .json()
@@ -119,7 +145,8 @@ impl Gateway {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.addr, path)
     }
 
     /// Sends the shutdown signal and waits for `run` to return.
@@ -142,6 +169,96 @@ impl Drop for Gateway {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// A fresh folder under the system's temp dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A gateway *process* (`switchyard serve --config FILE`), its log kept in
+/// memory; its main (and admin) address from the log lines that name them.
+/// For what only a process shows: its log, its exit, a restart.
+pub struct Served {
+    pub child: tokio::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    pub main: String,
+    pub admin: Option<String>,
+}
+
+impl Served {
+    /// Starts the process with `env` added (and `SWITCHYARD_SECRET_KEY`
+    /// removed) and waits until it listens (and its admin API does, when
+    /// `admin`). It is killed when dropped.
+    pub async fn start(config: &Path, env: &[(&str, &str)], admin: bool) -> Served {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .env("SWITCHYARD_LOG_FORMAT", "text")
+            .env_remove("SWITCHYARD_SECRET_KEY")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (mut main, mut admin_at) = (None, None);
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while main.is_none() || (admin && admin_at.is_none()) {
+                let Some(line) = lines.next_line().await.unwrap() else {
+                    panic!("the gateway exited:\n{}", log.lock().unwrap());
+                };
+                let addr = |key: &str| {
+                    line.split(key)
+                        .nth(1)
+                        .map(|r| r.split_whitespace().next().unwrap().to_owned())
+                };
+                if line.contains("admin API listening") {
+                    admin_at = addr("listen=");
+                } else if line.contains("switchyard listening") {
+                    main = addr("local=");
+                }
+                log.lock().unwrap().push_str(&line);
+                log.lock().unwrap().push('\n');
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the gateway listens within 30 s:\n{}", log.lock().unwrap()));
+        let keep = std::sync::Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = keep.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Served {
+            child,
+            log,
+            main: main.unwrap(),
+            admin: admin_at,
+        }
+    }
+
+    /// Everything it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then waits for the exit (a graceful stop, as an operator's).
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
     }
 }
 

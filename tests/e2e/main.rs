@@ -24,6 +24,14 @@
 //! - `console`: the web console at `/ui/` in a real Chromium (ChromeDriver):
 //!   sign-in, roles, CSRF, the live overview through a crash, forms, the
 //!   explorer through a chain, config edits, axe-core scans, screenshots.
+//! - `edge`: HTTPS from files (the Python SDK over it, a live certificate
+//!   switch, HTTP/2, client certificates), MCP over WebSocket (the Python
+//!   SDK's transport; Origin, token, size and binary refusals).
+//! - `acme`: certificates from Pebble (Let's Encrypt's test CA) by
+//!   TLS-ALPN-01 and HTTP-01, served to a client trusting only its root;
+//!   restart from the cache, renewal, a refused order.
+//! - `secrets`: `switchyard secret`, `${secret:NAME}` into an upstream's
+//!   env, no plaintext in logs, admin output, state file or store.
 //! - `rmcp_client`: the official Rust SDK as a client.
 //! - `supervision`: restart policies, crash loops, health checks, orphans
 //!   after restarts, lazy start and idle stop.
@@ -35,10 +43,12 @@
 
 mod harness;
 
+mod acme;
 mod aggregation;
 mod cli;
 mod config_files;
 mod console;
+mod edge;
 mod notifications;
 mod operations;
 mod peers;
@@ -46,5 +56,6 @@ mod plugins;
 mod policies;
 mod protocol;
 mod rmcp_client;
+mod secrets;
 mod supervision;
 mod upstreams;

@@ -242,6 +242,8 @@ async fn the_openapi_document_parses_and_lists_every_operation() {
         "/admin/plugins/{name}",
         "/admin/sessions",
         "/admin/sessions/{id}",
+        "/admin/secrets",
+        "/admin/secrets/{name}",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }

@@ -73,7 +73,7 @@ pub fn peers() -> &'static Peers {
 
 /// Which client script, and which SDK it drives.
 #[derive(Clone, Copy, Debug)]
-enum Sdk {
+pub(crate) enum Sdk {
     /// `@modelcontextprotocol/sdk` 1.x (legacy era).
     TsV1,
     /// `@modelcontextprotocol/client` 2.x in a legacy run.
@@ -107,7 +107,7 @@ impl Sdk {
 
 /// Runs a client script against `url` with `args`; panics with its output
 /// unless it exits 0. Returns its summary line (`OK ...`).
-async fn client(sdk: Sdk, url: &str, args: &[&str]) -> String {
+pub(crate) async fn client(sdk: Sdk, url: &str, args: &[&str]) -> String {
     let p = peers();
     let mut cmd = sdk.command(p);
     cmd.arg(url)

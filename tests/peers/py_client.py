@@ -5,8 +5,11 @@ success, 1 on any failure (2 on bad usage). Never hangs: every request has --tim
 has --deadline, and a watchdog kills the process shortly after the deadline.
 
 Usage: python3 py_client.py URL [flags]     (any python3: it re-executes itself in the right venv)
-  --transport streamable|sse   streamable HTTP (default) or the deprecated HTTP+SSE transport; with sse,
-                               URL is the SSE endpoint itself (e.g. http://127.0.0.1:PORT/sse)
+  --transport streamable|sse|websocket   streamable HTTP (default), the deprecated HTTP+SSE transport
+                               (URL is the SSE endpoint itself, e.g. http://127.0.0.1:PORT/sse), or
+                               WebSocket (the SDK's websocket_client on the `websockets` library;
+                               URL is ws://…/mcp/ws; legacy era only)
+  --cafile PEM                 trust this CA for https:// URLs (streamable HTTP)
   --era legacy|modern|auto     legacy (default): initialize handshake, Python SDK `mcp` 1.x (venv/);
                                modern: 2026-07-28 with `mcp` 2.x (venv-modern/): probes server/discover and
                                fails unless the connection is modern; auto: same client, legacy fallback allowed
@@ -49,7 +52,8 @@ class Fail(Exception):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("url")
-    p.add_argument("--transport", choices=["streamable", "sse"], default="streamable")
+    p.add_argument("--transport", choices=["streamable", "sse", "websocket"], default="streamable")
+    p.add_argument("--cafile")
     p.add_argument("--era", choices=["legacy", "modern", "auto"], default="legacy")
     p.add_argument("--expect-protocol")
     p.add_argument("--expect-tool", action="append", default=[])
@@ -77,8 +81,8 @@ def parse_args(argv):
         p.error("--args must be a JSON object")
     if (a.progress or a.sampling) and not a.tool:
         p.error("--progress and --sampling need --tool")
-    if a.era != "legacy" and a.transport == "sse":
-        p.error("the HTTP+SSE transport is legacy-era only")
+    if a.era != "legacy" and a.transport in ("sse", "websocket"):
+        p.error(f"the {a.transport} transport is legacy-era only")
     if a.era != "legacy" and a.list_changed and not a.tool:
         p.error("--list-changed without --tool is legacy-era only")
     a.headers = {}
@@ -308,8 +312,18 @@ async def run_legacy(st):
         if a.transport == "sse":
             async with sse_client(a.url, headers=a.headers, timeout=tmo, sse_read_timeout=a.deadline / 1000) as (r, w):
                 yield r, w
+        elif a.transport == "websocket":
+            from mcp.client.websocket import websocket_client
+            async with websocket_client(a.url) as (r, w):
+                yield r, w
         else:
-            http = create_mcp_http_client(headers=a.headers, timeout=httpx.Timeout(tmo, read=a.deadline / 1000))
+            timeout = httpx.Timeout(tmo, read=a.deadline / 1000)
+            if a.cafile:
+                import ssl
+                verify = ssl.create_default_context(cafile=a.cafile)
+                http = httpx.AsyncClient(headers=a.headers, timeout=timeout, verify=verify, follow_redirects=True)
+            else:
+                http = create_mcp_http_client(headers=a.headers, timeout=timeout)
             http.event_hooks = {"response": [on_response]}
             async with http, streamable_http_client(a.url, http_client=http) as (r, w, _sid):
                 yield r, w

@@ -79,7 +79,7 @@ venv_part() {
   echo "$want" > "$V/.stamp"
 }
 
-venv_part venv "$HERE/requirements.txt" 'import mcp.client.streamable_http, mcp.client.sse, mcp_proxy'
+venv_part venv "$HERE/requirements.txt" 'import mcp.client.streamable_http, mcp.client.sse, mcp.client.websocket, mcp_proxy'
 venv_part venv-modern "$HERE/requirements-modern.txt" 'from mcp.client import Client; import mcp.shared.subscriptions'
 
 NM=$P/node/node_modules

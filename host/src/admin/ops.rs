@@ -35,16 +35,22 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// (The message is redacted: no secret value reaches a client.)
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        let message = message.into();
         Problem {
             status,
-            message: message.into(),
+            message: crate::secrets::redact(&message).into_owned(),
             key: None,
         }
     }
 
     fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
 
     fn config(e: ConfigError) -> Self {
@@ -335,6 +341,77 @@ impl Ops {
         let next = config::load(Some(&path)).map_err(Problem::config)?;
         let done = self.apply(&next).await?;
         Ok(json!({"applied": summary(&done)}))
+    }
+
+    /// The names in the secret store, and where it is.
+    pub fn secrets(&self) -> Result<Value, Problem> {
+        let store = self.secret_store()?;
+        Ok(json!({
+            "store": store.path().display().to_string(),
+            "secrets": store.names().collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Sets secret `name` (never echoed), then reloads the configuration,
+    /// so that an upstream whose settings name it restarts with the value.
+    pub async fn set_secret(&self, name: &str, value: String) -> Result<Value, Problem> {
+        {
+            let _one = self.changing.lock().await;
+            let mut store = self.secret_store()?;
+            store
+                .set(name, value)
+                .map_err(|e| Problem::bad(e.to_string()))?;
+            store.save().map_err(Problem::internal)?;
+        }
+        tracing::info!(secret = %name, "admin: secret set");
+        self.after_secrets(name).await
+    }
+
+    /// Removes secret `name`; refused (409) while the configuration refers
+    /// to it, which would then not load.
+    pub async fn remove_secret(&self, name: &str) -> Result<Value, Problem> {
+        {
+            let _one = self.changing.lock().await;
+            let mut store = self.secret_store()?;
+            if !store.remove(name) {
+                return Err(Problem::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no secret `{name}`"),
+                ));
+            }
+            if let Some(path) = self.gateway.config().source {
+                let raw = config::load_raw(Some(&path)).map_err(Problem::config)?;
+                let text = toml::to_string(&raw).unwrap_or_default();
+                if text.contains(&format!("${{secret:{name}}}")) {
+                    return Err(Problem::new(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "secret `{name}` is in use: the configuration refers to ${{secret:{name}}}"
+                        ),
+                    ));
+                }
+            }
+            store.save().map_err(Problem::internal)?;
+        }
+        tracing::info!(secret = %name, "admin: secret removed");
+        self.after_secrets(name).await
+    }
+
+    async fn after_secrets(&self, name: &str) -> Result<Value, Problem> {
+        let applied = match self.gateway.config().source {
+            Some(_) => self.reload().await?["applied"].take(),
+            None => Value::Null,
+        };
+        Ok(json!({"secret": name, "applied": applied}))
+    }
+
+    fn secret_store(&self) -> Result<crate::secrets::Store, Problem> {
+        config::open_secrets(&self.gateway.config().secrets).map_err(|e| {
+            Problem::new(
+                StatusCode::CONFLICT,
+                format!("the secret store is not usable: {e}"),
+            )
+        })
     }
 
     /// The config file the gateway was started from.

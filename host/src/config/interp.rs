@@ -1,4 +1,5 @@
-//! `${VAR}` and `${VAR:-default}` interpolation of configuration strings.
+//! `${VAR}`, `${VAR:-default}` and `${secret:NAME}` interpolation of
+//! configuration strings.
 //!
 //! Written by hand: the grammar is two forms and one escape (`$${` for a
 //! literal `${`), and the error must name the variable; a template crate
@@ -8,6 +9,13 @@
 /// in tests, so that tests never mutate the environment.
 pub trait Vars {
     fn get(&self, name: &str) -> Option<String>;
+
+    /// The value of secret `name` (`${secret:NAME}`), or why there is none.
+    fn secret(&self, name: &str) -> Result<String, String> {
+        Err(format!(
+            "`${{secret:{name}}}` needs a secret store, and none is open here"
+        ))
+    }
 }
 
 /// The process environment, plus the built-in `SWITCHYARD_BIN` (the path of
@@ -41,6 +49,8 @@ pub enum InterpError {
     Unterminated(String),
     #[error("`{0}` is not a valid variable name")]
     BadName(String),
+    #[error("{0}")]
+    Secret(String),
 }
 
 /// Replaces every `${VAR}` / `${VAR:-default}` in `input`.
@@ -65,6 +75,14 @@ pub fn interpolate(input: &str, vars: &dyn Vars) -> Result<String, InterpError> 
             return Err(InterpError::Unterminated(input.to_owned()));
         };
         let body = &body_start[..end];
+        if let Some(name) = body.strip_prefix("secret:") {
+            if !crate::secrets::valid_name(name) {
+                return Err(InterpError::BadName(format!("secret:{name}")));
+            }
+            out.push_str(&vars.secret(name).map_err(InterpError::Secret)?);
+            rest = &body_start[end + 1..];
+            continue;
+        }
         let (name, default) = match body.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
             None => (body, None),
@@ -84,6 +102,64 @@ pub fn interpolate(input: &str, vars: &dyn Vars) -> Result<String, InterpError> 
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// `vars`, and the secret store of `settings`, opened at the first
+/// `${secret:NAME}` (a configuration without one never needs the key).
+pub struct WithSecrets<'a> {
+    env: &'a dyn Vars,
+    settings: &'a super::SecretsConfig,
+    store: std::sync::OnceLock<Result<crate::secrets::Store, String>>,
+}
+
+impl<'a> WithSecrets<'a> {
+    pub fn new(env: &'a dyn Vars, settings: &'a super::SecretsConfig) -> Self {
+        WithSecrets {
+            env,
+            settings,
+            store: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The store, opened now if it is not yet, or why it does not open.
+    pub fn open(&self) -> Result<&crate::secrets::Store, String> {
+        self.store
+            .get_or_init(|| self.opened())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The store, to keep (for changing it).
+    pub fn open_owned(self) -> Result<crate::secrets::Store, String> {
+        let (env, settings) = (self.env, self.settings);
+        match self.store.into_inner() {
+            Some(store) => store,
+            None => WithSecrets::new(env, settings).opened(),
+        }
+    }
+
+    fn opened(&self) -> Result<crate::secrets::Store, String> {
+        use crate::secrets::{KEY_ENV, Key, Store};
+        let key = Key::resolve(self.settings.key_file.as_deref(), self.env.get(KEY_ENV))
+            .map_err(|e| e.to_string())?;
+        Store::open(&self.settings.store, key).map_err(|e| e.to_string())
+    }
+}
+
+impl Vars for WithSecrets<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.env.get(name)
+    }
+
+    fn secret(&self, name: &str) -> Result<String, String> {
+        let store = self.open()?;
+        store.get(name).map(str::to_owned).ok_or_else(|| {
+            format!(
+                "no secret `{name}` in {} (add it with `switchyard secret set {name}`)",
+                store.path().display()
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +184,44 @@ mod tests {
         assert_eq!(interpolate("${EMPTY:-d}", &v).unwrap(), "");
         assert_eq!(interpolate("$$ $${A} $x", &v).unwrap(), "$$ ${A} $x");
         assert_eq!(interpolate("Bearer ${A}${A}", &v).unwrap(), "Bearer 11");
+    }
+
+    struct WithSecret;
+
+    impl Vars for WithSecret {
+        fn get(&self, _: &str) -> Option<String> {
+            None
+        }
+
+        fn secret(&self, name: &str) -> Result<String, String> {
+            match name {
+                "TOKEN" => Ok("s3cret-value".into()),
+                _ => Err(format!("no secret `{name}`")),
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_the_store() {
+        assert_eq!(
+            interpolate("Bearer ${secret:TOKEN}", &WithSecret).unwrap(),
+            "Bearer s3cret-value"
+        );
+        assert_eq!(
+            interpolate("${secret:NOPE}", &WithSecret),
+            Err(InterpError::Secret("no secret `NOPE`".into()))
+        );
+        assert!(matches!(
+            interpolate("${secret:a b}", &WithSecret),
+            Err(InterpError::BadName(_))
+        ));
+        // Without a store, the error says so.
+        assert!(
+            interpolate("${secret:TOKEN}", &vars())
+                .unwrap_err()
+                .to_string()
+                .contains("secret store")
+        );
     }
 
     #[test]

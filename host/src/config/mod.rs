@@ -12,20 +12,24 @@ pub mod model;
 pub mod raw;
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
-pub use interp::{ProcessEnv, Vars};
+pub use interp::{ProcessEnv, Vars, WithSecrets};
 pub use model::{
-    AdminConfig, CacheHint, ComponentSource, Config, DirGrant, FailureMode, Grants, HealthCheck,
-    IpNet, Isolation, LogFormat, OriginPolicy, PluginName, PluginSpec, RestartPolicy, RestartWhen,
-    RoutePath, RouteSpec, Secret, ServerConfig, TelemetryConfig, Transport, UpstreamName,
-    UpstreamSpec,
+    AdminConfig, CacheHint, ClientAuth, ComponentSource, Config, DirGrant, FailureMode, Grants,
+    HealthCheck, IpNet, Isolation, LogFormat, OriginPolicy, PluginName, PluginSpec, RestartPolicy,
+    RestartWhen, RoutePath, RouteSpec, Secret, SecretsConfig, ServerConfig, TelemetryConfig,
+    TlsConfig, Transport, UpstreamName, UpstreamSpec,
 };
+pub use model::{AcmeChallenge, AcmeConfig, CertSource};
 pub use raw::{RawOverlay, RawPlugin, RawUpstream};
+
+use crate::secrets::redact;
 
 /// The top-level tables the environment may set (`SWITCHYARD_SERVER__…`).
 /// Other `SWITCHYARD_*` variables (tokens, `SWITCHYARD_BIN`) are left alone.
@@ -160,17 +164,64 @@ fn validate_figment(
     let invalid = |key: String, value: &dyn std::fmt::Debug, reason: String| ConfigError::Invalid {
         origin: origin_of(&key),
         key,
-        value: format!("{value:?}"),
-        reason,
+        value: redact(&format!("{value:?}")).into_owned(),
+        reason: redact(&reason).into_owned(),
     };
     let base_dir = path
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    validate(raw, &base_dir, vars, &invalid).map(|mut c| {
+    let secrets = secrets_of(raw.secrets.as_ref(), path, &base_dir);
+    let vars = WithSecrets::new(vars, &secrets);
+    if secrets.configured {
+        // `[secrets]` written: a missing or wrong key is an error at start,
+        // not at the first reference.
+        vars.open()
+            .map_err(|e| invalid("secrets".into(), &secrets.store, e))?;
+    }
+    validate(raw, &base_dir, &vars, &invalid).map(|mut c| {
         c.source = path.map(Path::to_path_buf);
+        c.secrets = secrets;
         c
     })
+}
+
+/// `[secrets]` of a file at `path` (relative paths against `base_dir`).
+fn secrets_of(
+    raw: Option<&raw::RawSecrets>,
+    path: Option<&Path>,
+    base_dir: &Path,
+) -> SecretsConfig {
+    let beside = |f: &str| {
+        let f = PathBuf::from(f);
+        if f.is_relative() { base_dir.join(f) } else { f }
+    };
+    let stem = path
+        .and_then(Path::file_stem)
+        .and_then(|s| s.to_str())
+        .unwrap_or("switchyard");
+    SecretsConfig {
+        store: raw
+            .and_then(|s| s.store.as_deref())
+            .map(beside)
+            .unwrap_or_else(|| base_dir.join(format!("{stem}.secrets"))),
+        key_file: raw.and_then(|s| s.key_file.as_deref()).map(beside),
+        configured: raw.is_some(),
+    }
+}
+
+/// Where the secrets of the config file `path` are kept (for `switchyard
+/// secret`): its `[secrets]`, read without validating the rest.
+pub fn secrets_settings(path: &Path) -> Result<SecretsConfig, ConfigError> {
+    let raw = load_raw(Some(path))?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(secrets_of(raw.secrets.as_ref(), Some(path), &base_dir))
+}
+
+/// Opens the secret store of `settings` with the key it names (or
+/// `$SWITCHYARD_SECRET_KEY`).
+pub fn open_secrets(settings: &SecretsConfig) -> Result<crate::secrets::Store, String> {
+    WithSecrets::new(&ProcessEnv, settings).open_owned()
 }
 
 /// Applies what the admin API persisted (if anything) over the file: its
@@ -220,7 +271,7 @@ fn validate(
     vars: &dyn Vars,
     invalid: &InvalidFn<'_>,
 ) -> Result<Config, ConfigError> {
-    let server = validate_server(&raw.server, vars, invalid)?;
+    let server = validate_server(&raw.server, base_dir, vars, invalid)?;
 
     let mut plugins = Vec::with_capacity(raw.plugins.len());
     for (name, p) in &raw.plugins {
@@ -324,6 +375,7 @@ fn validate(
         plugins,
         admin: validate_admin(&raw.admin, base_dir, vars, invalid)?,
         telemetry: validate_telemetry(&raw.telemetry, invalid)?,
+        secrets: SecretsConfig::default(),
         source: None,
     })
 }
@@ -403,6 +455,7 @@ fn validate_admin(
         viewer_token,
         allow,
         state_file,
+        tls: validate_tls(a.tls.as_ref(), "admin.tls", base_dir, invalid)?,
     }))
 }
 
@@ -604,8 +657,211 @@ fn validate_plugin(
     })
 }
 
+/// `[server.tls]` or `[admin.tls]` (`key` names the table).
+fn validate_tls(
+    t: Option<&raw::RawTls>,
+    key: &str,
+    base_dir: &Path,
+    invalid: &InvalidFn<'_>,
+) -> Result<Option<TlsConfig>, ConfigError> {
+    let Some(t) = t else { return Ok(None) };
+    let file = |field: &str, v: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let p = PathBuf::from(v);
+        let p = if p.is_relative() { base_dir.join(p) } else { p };
+        if !p.is_file() {
+            return Err(invalid(
+                format!("{key}.{field}"),
+                v,
+                format!("no such file ({})", p.display()),
+            ));
+        }
+        Ok(Some(p))
+    };
+    let cert = file("cert", &t.cert)?;
+    let tls_key = file("key", &t.key)?;
+    let client_ca = file("client_ca", &t.client_ca)?;
+    let client_auth = match (t.client_auth.as_deref(), &client_ca) {
+        (None | Some("required"), _) => ClientAuth::Required,
+        (Some("optional"), Some(_)) => ClientAuth::Optional,
+        (Some("optional"), None) => {
+            return Err(invalid(
+                format!("{key}.client_auth"),
+                &t.client_auth,
+                "needs `client_ca` (the CA client certificates are verified against)".into(),
+            ));
+        }
+        (Some(_), _) => {
+            return Err(invalid(
+                format!("{key}.client_auth"),
+                &t.client_auth,
+                "expected `required` or `optional`".into(),
+            ));
+        }
+    };
+    let source = match (cert, tls_key, &t.acme) {
+        (None, None, Some(acme)) if key == "server.tls" => {
+            CertSource::Acme(validate_acme(acme, base_dir, invalid)?)
+        }
+        (None, None, Some(_)) => {
+            return Err(invalid(
+                format!("{key}.acme"),
+                &"(table)",
+                "ACME serves the main listener ([server.tls.acme]); this one takes `cert` and `key` files".into(),
+            ));
+        }
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(invalid(
+                format!("{key}.acme"),
+                &"(table)",
+                "either `cert` and `key` files or `acme`, not both".into(),
+            ));
+        }
+        (Some(cert), Some(tls_key), None) => CertSource::Files { cert, key: tls_key },
+        (cert, _, None) => {
+            return Err(invalid(
+                format!("{key}.{}", if cert.is_none() { "cert" } else { "key" }),
+                &"(missing)",
+                "TLS needs both `cert` and `key` (PEM files), or `[server.tls.acme]`".into(),
+            ));
+        }
+    };
+    if let CertSource::Acme(a) = &source
+        && a.challenge == AcmeChallenge::TlsAlpn01
+        && client_ca.is_some()
+        && client_auth == ClientAuth::Required
+    {
+        return Err(invalid(
+            format!("{key}.client_auth"),
+            &"required",
+            "the CA's TLS-ALPN-01 check has no client certificate: use `client_auth = \"optional\"` or `acme.challenge = \"http-01\"`".into(),
+        ));
+    }
+    Ok(Some(TlsConfig {
+        source,
+        client_ca,
+        client_auth,
+    }))
+}
+
+/// Let's Encrypt's production directory, the default `directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// `[server.tls.acme]`.
+fn validate_acme(
+    a: &raw::RawAcme,
+    base_dir: &Path,
+    invalid: &InvalidFn<'_>,
+) -> Result<AcmeConfig, ConfigError> {
+    let key = |field: &str| format!("server.tls.acme.{field}");
+    if a.domains.is_empty() {
+        return Err(invalid(
+            key("domains"),
+            &a.domains,
+            "needs at least one domain name".into(),
+        ));
+    }
+    for d in &a.domains {
+        let ok = !d.is_empty()
+            && d.len() <= 253
+            && d.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !ok {
+            return Err(invalid(
+                key("domains"),
+                d,
+                "not a DNS name (wildcards need DNS-01, which is not offered)".into(),
+            ));
+        }
+    }
+    let contact = a.contact.clone().map(raw::OneOrMany::into_vec).unwrap_or_default();
+    if let Some(c) = contact.iter().find(|c| !c.starts_with("mailto:")) {
+        return Err(invalid(key("contact"), c, "expected a `mailto:` address".into()));
+    }
+    let directory = a.directory.clone().unwrap_or_else(|| LETS_ENCRYPT.to_owned());
+    match reqwest::Url::parse(&directory) {
+        Ok(u) if u.scheme() == "https" => {}
+        _ => {
+            return Err(invalid(
+                key("directory"),
+                &directory,
+                "expected the https:// URL of an ACME directory".into(),
+            ));
+        }
+    }
+    let resolve = |v: &str| {
+        let p = PathBuf::from(v);
+        if p.is_relative() { base_dir.join(p) } else { p }
+    };
+    let directory_ca = match &a.directory_ca {
+        None => None,
+        Some(v) => {
+            let p = resolve(v);
+            if !p.is_file() {
+                return Err(invalid(
+                    key("directory_ca"),
+                    v,
+                    format!("no such file ({})", p.display()),
+                ));
+            }
+            Some(p)
+        }
+    };
+    let Some(cache) = &a.cache else {
+        return Err(invalid(
+            key("cache"),
+            &"(missing)",
+            "ACME needs a folder to keep its account and certificate in".into(),
+        ));
+    };
+    let renew_before = match &a.renew_before {
+        Some(d) => duration(d, &key("renew_before"), invalid)?,
+        None => Duration::from_secs(30 * 24 * 3600),
+    };
+    let challenge = match a.challenge.as_deref() {
+        None | Some("tls-alpn-01") => AcmeChallenge::TlsAlpn01,
+        Some("http-01") => AcmeChallenge::Http01,
+        Some(_) => {
+            return Err(invalid(
+                key("challenge"),
+                &a.challenge,
+                "expected `tls-alpn-01` or `http-01`".into(),
+            ));
+        }
+    };
+    let http_listen = match &a.http_listen {
+        None => None,
+        Some(l) => Some(l.parse::<SocketAddr>().map_err(|e| {
+            invalid(key("http_listen"), l, format!("expected HOST:PORT ({e})"))
+        })?),
+    };
+    if challenge == AcmeChallenge::Http01 && http_listen.is_none() {
+        return Err(invalid(
+            key("http_listen"),
+            &"(missing)",
+            "HTTP-01 is answered on a plain-HTTP listener: set `http_listen` (e.g. \"0.0.0.0:80\")".into(),
+        ));
+    }
+    Ok(AcmeConfig {
+        domains: a.domains.clone(),
+        contact,
+        directory,
+        directory_ca,
+        cache: resolve(cache),
+        renew_before,
+        challenge,
+        http_listen,
+    })
+}
+
 fn validate_server(
     s: &raw::RawServer,
+    base_dir: &Path,
     vars: &dyn Vars,
     invalid: &InvalidFn<'_>,
 ) -> Result<ServerConfig, ConfigError> {
@@ -645,12 +901,23 @@ fn validate_server(
             "must be at least 1".into(),
         ));
     }
+    let tls = validate_tls(s.tls.as_ref(), "server.tls", base_dir, invalid)?;
+    // The names an ACME certificate is for are the gateway's own: a
+    // loopback listener's Host check lets them through.
+    let acme_names = match &tls {
+        Some(TlsConfig {
+            source: CertSource::Acme(a),
+            ..
+        }) => a.domains.clone(),
+        _ => Vec::new(),
+    };
     Ok(ServerConfig {
         listen,
         allowed_origins,
         allowed_hosts: s
             .allowed_hosts
             .iter()
+            .chain(&acme_names)
             .map(|h| h.to_ascii_lowercase())
             .collect(),
         max_body_bytes: usize::try_from(s.max_body_bytes).unwrap_or(usize::MAX),
@@ -685,6 +952,17 @@ fn validate_server(
                 ));
             }
         },
+        websocket_ping: match duration(&s.websocket_ping, "server.websocket_ping", invalid)? {
+            d if d >= Duration::from_secs(1) => d,
+            _ => {
+                return Err(invalid(
+                    "server.websocket_ping".into(),
+                    &s.websocket_ping,
+                    "must be at least 1s".into(),
+                ));
+            }
+        },
+        tls,
     })
 }
 
@@ -706,6 +984,13 @@ fn validate_upstream(
     };
     let transport = match (&up.command, &up.url) {
         (Some(command), None) => {
+            if let Some(t) = &up.transport {
+                return Err(invalid(
+                    format!("{key}.transport"),
+                    t,
+                    "`transport` applies to remote (`url`) upstreams only".into(),
+                ));
+            }
             if !up.headers.is_empty() {
                 return Err(invalid(
                     format!("{key}.headers"),
@@ -769,14 +1054,37 @@ fn validate_upstream(
             let text = interp("url", url)?;
             let url = reqwest::Url::parse(&text)
                 .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+                .filter(|u| matches!(u.scheme(), "http" | "https" | "ws" | "wss") && u.has_host())
                 .ok_or_else(|| {
                     invalid(
                         format!("{key}.url"),
                         &text,
-                        "expected an http:// or https:// URL".into(),
+                        "expected an http://, https://, ws:// or wss:// URL".into(),
                     )
                 })?;
+            let socket_scheme = matches!(url.scheme(), "ws" | "wss");
+            let websocket = match up.transport.as_deref() {
+                None => socket_scheme,
+                Some("websocket") if socket_scheme => true,
+                Some("http") if !socket_scheme => false,
+                Some(t @ ("websocket" | "http")) => {
+                    return Err(invalid(
+                        format!("{key}.transport"),
+                        &t,
+                        format!(
+                            "does not match the URL's scheme `{}` (websocket takes ws:// or wss://, http takes http:// or https://)",
+                            url.scheme()
+                        ),
+                    ));
+                }
+                Some(t) => {
+                    return Err(invalid(
+                        format!("{key}.transport"),
+                        &t,
+                        "expected `http` or `websocket`".into(),
+                    ));
+                }
+            };
             let mut headers = Vec::with_capacity(up.headers.len());
             for (k, v) in &up.headers {
                 let value = interp(&format!("headers.{k}"), v)?;
@@ -796,7 +1104,11 @@ fn validate_upstream(
                 }
                 headers.push((k.clone(), value));
             }
-            Transport::Http { url, headers }
+            if websocket {
+                Transport::WebSocket { url, headers }
+            } else {
+                Transport::Http { url, headers }
+            }
         }
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -923,7 +1235,8 @@ pub fn upstream_from_raw(
     let key = format!("upstreams.{name}");
     let invalid = from_admin_api;
     let uname = UpstreamName::parse(name).map_err(|r| invalid(key.clone(), &name, r))?;
-    validate_upstream(uname, up, &key, &config_dir(config), &ProcessEnv, &invalid)
+    let vars = WithSecrets::new(&ProcessEnv, &config.secrets);
+    validate_upstream(uname, up, &key, &config_dir(config), &vars, &invalid)
 }
 
 /// Validates one plugin table given outside a file (the admin API), as if
@@ -936,7 +1249,8 @@ pub fn plugin_from_raw(
     let key = format!("plugins.{name}");
     let invalid = from_admin_api;
     let pname = PluginName::parse(name).map_err(|r| invalid(key.clone(), &name, r))?;
-    validate_plugin(pname, p, &key, &config_dir(config), &ProcessEnv, &invalid)
+    let vars = WithSecrets::new(&ProcessEnv, &config.secrets);
+    validate_plugin(pname, p, &key, &config_dir(config), &vars, &invalid)
 }
 
 /// A value given through the admin API that is not acceptable.
@@ -944,8 +1258,8 @@ fn from_admin_api(key: String, value: &dyn std::fmt::Debug, reason: String) -> C
     ConfigError::Invalid {
         origin: "admin API".into(),
         key,
-        value: format!("{value:?}"),
-        reason,
+        value: redact(&format!("{value:?}")).into_owned(),
+        reason: redact(&reason).into_owned(),
     }
 }
 

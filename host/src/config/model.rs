@@ -20,8 +20,19 @@ pub struct Config {
     /// The admin API, when a token is set.
     pub admin: Option<AdminConfig>,
     pub telemetry: TelemetryConfig,
+    /// Where `${secret:NAME}` reads (the key is read again at each use).
+    pub secrets: SecretsConfig,
     /// The file this came from, when it came from a file.
     pub source: Option<PathBuf>,
+}
+
+/// `[secrets]`, resolved: the store file and the key file, if any.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SecretsConfig {
+    pub store: PathBuf,
+    pub key_file: Option<PathBuf>,
+    /// Whether `[secrets]` was written (then the store must open at start).
+    pub configured: bool,
 }
 
 /// `[admin]` (present only when a token is set).
@@ -35,6 +46,8 @@ pub struct AdminConfig {
     pub allow: Vec<IpNet>,
     /// Where API changes to upstreams persist (none: kept in memory only).
     pub state_file: Option<PathBuf>,
+    /// HTTPS on the admin listener.
+    pub tls: Option<TlsConfig>,
 }
 
 impl std::fmt::Debug for AdminConfig {
@@ -43,6 +56,7 @@ impl std::fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("listen", &self.listen)
             .field("allow", &self.allow)
+            .field("tls", &self.tls)
             .field("state_file", &self.state_file)
             .finish_non_exhaustive()
     }
@@ -188,6 +202,63 @@ pub struct ServerConfig {
     /// Up to how long a worker polls after a request starts or ends
     /// instead of sleeping (zero: never; see `server::spin`).
     pub idle_spin: Duration,
+    /// How often WebSocket clients are pinged.
+    pub websocket_ping: Duration,
+    /// HTTPS, when configured.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]` / `[admin.tls]`, resolved (paths against the config's folder).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// Where the listener's certificate comes from.
+    pub source: CertSource,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+/// `cert` and `key` files, or a certificate obtained by ACME.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CertSource {
+    Files { cert: PathBuf, key: PathBuf },
+    Acme(AcmeConfig),
+}
+
+/// `[server.tls.acme]`, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcmeConfig {
+    pub domains: Vec<String>,
+    /// `mailto:` addresses given to the CA.
+    pub contact: Vec<String>,
+    /// The directory URL (default: Let's Encrypt's production directory).
+    pub directory: String,
+    /// A PEM CA the directory's HTTPS is verified against (a private or
+    /// test CA such as Pebble); `None`: the platform's web roots.
+    pub directory_ca: Option<PathBuf>,
+    /// The folder the account and the certificate are kept in.
+    pub cache: PathBuf,
+    /// How long before expiry a certificate is renewed.
+    pub renew_before: Duration,
+    pub challenge: AcmeChallenge,
+    /// Where HTTP-01 challenges are answered (plain HTTP; other paths are
+    /// redirected to HTTPS).
+    pub http_listen: Option<SocketAddr>,
+}
+
+/// How the CA checks that we hold the domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// On the TLS listener itself (ALPN `acme-tls/1`, RFC 8737).
+    TlsAlpn01,
+    /// On the `http_listen` listener (port 80 in production).
+    Http01,
+}
+
+/// Whether a client certificate is required (with `client_ca`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Required,
+    Optional,
 }
 
 /// A secret from the configuration: compared and used, never printed.
@@ -322,6 +393,11 @@ pub enum Transport {
         cwd: Option<PathBuf>,
     },
     Http {
+        url: reqwest::Url,
+        headers: Vec<(String, String)>,
+    },
+    /// `ws://` or `wss://`: one legacy session per connection.
+    WebSocket {
         url: reqwest::Url,
         headers: Vec<(String, String)>,
     },

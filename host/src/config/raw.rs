@@ -27,6 +27,20 @@ pub struct RawConfig {
     /// Logs, metrics and traces.
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    /// The encrypted secret store (`${secret:NAME}`); present or not, a
+    /// reference to a secret opens the default store.
+    #[serde(default)]
+    pub secrets: Option<RawSecrets>,
+}
+
+/// `[secrets]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    /// The store file (default: beside the config file, `NAME.secrets`).
+    pub store: Option<String>,
+    /// A file holding the key (mode 0600); else `$SWITCHYARD_SECRET_KEY`.
+    pub key_file: Option<String>,
 }
 
 /// `[admin]`: the admin API, on its own listener.
@@ -44,6 +58,8 @@ pub struct RawAdmin {
     /// Where upstreams changed through the API are kept across restarts
     /// (default: beside the config file, `NAME.admin.toml`).
     pub state_file: Option<String>,
+    /// HTTPS on the admin listener (the console's cookie is then `Secure`).
+    pub tls: Option<RawTls>,
 }
 
 /// `[telemetry]`
@@ -149,6 +165,64 @@ pub struct RawServer {
     /// Up to how long a worker keeps polling after a request starts or
     /// ends instead of sleeping (`"0s"`: off).
     pub idle_spin: Duration,
+    /// How often a WebSocket client is pinged (`{route}/ws`).
+    pub websocket_ping: Duration,
+    /// HTTPS on this listener.
+    pub tls: Option<RawTls>,
+}
+
+/// `[server.tls]` / `[admin.tls]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// The PEM certificate chain, leaf first (reloaded when it changes).
+    pub cert: Option<String>,
+    /// The PEM private key of the leaf.
+    pub key: Option<String>,
+    /// PEM CA certificates client certificates are verified against.
+    pub client_ca: Option<String>,
+    /// `required` (default, with `client_ca`) or `optional`.
+    pub client_auth: Option<String>,
+    /// A certificate from an ACME CA instead of `cert` and `key`.
+    pub acme: Option<RawAcme>,
+}
+
+/// `[server.tls.acme]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcme {
+    pub domains: Vec<String>,
+    /// One `mailto:` address or a list of them.
+    pub contact: Option<OneOrMany>,
+    /// The ACME directory URL (default: Let's Encrypt production).
+    pub directory: Option<String>,
+    /// PEM CA for the directory's own HTTPS (private CAs, Pebble).
+    pub directory_ca: Option<String>,
+    /// The folder the account and certificate are kept in.
+    pub cache: Option<String>,
+    /// Renew this long before expiry (default `"30d"`).
+    pub renew_before: Option<Duration>,
+    /// `tls-alpn-01` (default) or `http-01`.
+    pub challenge: Option<String>,
+    /// The plain-HTTP listener for HTTP-01 (e.g. `"0.0.0.0:80"`).
+    pub http_listen: Option<String>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 impl Default for RawServer {
@@ -162,6 +236,8 @@ impl Default for RawServer {
             session_idle_timeout: Duration::Text("30m".into()),
             state_key: None,
             idle_spin: Duration::Text("200us".into()),
+            websocket_ping: Duration::Text("30s".into()),
+            tls: None,
         }
     }
 }
@@ -177,6 +253,9 @@ pub struct RawUpstream {
     pub env: BTreeMap<String, String>,
     pub cwd: Option<String>,
     pub url: Option<String>,
+    /// `http` (streamable HTTP or HTTP+SSE, found out) or `websocket`;
+    /// by default what the URL's scheme says.
+    pub transport: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// How long a request may wait for the upstream's next message.

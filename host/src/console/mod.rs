@@ -103,6 +103,8 @@ pub fn router(admin: Arc<AdminState>) -> Router {
         .merge(signed_in)
         // Uploaded components may be large; forms are small.
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        // No secret value on a page (redacted before compression).
+        .layer(middleware::from_fn(crate::admin::redact_bodies))
         // Pages gzip-compressed when asked (the explorer's schemas make it
         // the largest); assets are already, SSE is never.
         .layer(tower_http::compression::CompressionLayer::new())
@@ -237,7 +239,10 @@ async fn login(
             let mut resp = Redirect::to("/ui/").into_response();
             resp.headers_mut().insert(
                 header::SET_COOKIE,
-                auth::session_cookie(&id, false).parse().expect("cookie"),
+                // `Secure` when the admin listener serves HTTPS.
+                auth::session_cookie(&id, c.admin.settings.tls.is_some())
+                    .parse()
+                    .expect("cookie"),
             );
             resp
         }

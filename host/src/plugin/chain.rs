@@ -26,6 +26,9 @@ use super::instance::{Answer, Call, Fault, Loaded};
 use crate::config::FailureMode;
 use crate::mcp::{Era, RpcError, code};
 
+/// The attribute naming the verified subject of the client's certificate.
+pub const CLIENT_SUBJECT: &str = "tls.client-subject";
+
 /// What the gateway knows about a request before the chain runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
@@ -38,6 +41,9 @@ pub struct Facts<'a> {
     pub target: Option<&'a str>,
     pub headers: Option<&'a HeaderMap>,
     pub client_address: Option<std::net::SocketAddr>,
+    /// The verified subject of the client's TLS certificate (attribute
+    /// [`CLIENT_SUBJECT`]).
+    pub client_cert: Option<&'a str>,
     pub era: Era,
     pub protocol_version: &'a str,
 }
@@ -174,7 +180,14 @@ impl Chain {
             method: facts.method.to_owned(),
             target: facts.target.map(str::to_owned),
             principal: passage.principal.clone(),
-            attributes: passage.attributes.clone(),
+            attributes: match facts.client_cert {
+                // The gateway's own attribute comes first: a plugin's
+                // later value for the name replaces it.
+                Some(subject) => std::iter::once((CLIENT_SUBJECT.to_owned(), subject.to_owned()))
+                    .chain(passage.attributes.iter().cloned())
+                    .collect(),
+                None => passage.attributes.clone(),
+            },
             headers,
             client_address: facts.client_address.map(|a| a.to_string()),
             era: match facts.era {

@@ -7,7 +7,8 @@
 //! - [`ServerState`]: what every handler shares (the [`Gateway`], legacy
 //!   [`Sessions`], the server settings, the shutdown token);
 //! - [`router`]: the axum `Router` for a state, testable on its own;
-//! - [`session::Session`]: a legacy client session and its resumable streams.
+//! - [`session::Session`]: a legacy client session and its resumable streams;
+//! - `ws`: `GET {path}/ws`, MCP over WebSocket (one legacy session a socket).
 //!
 //! A POST is classified once: a request whose `params._meta` names a
 //! protocol version is **modern** (stateless; headers validated against the
@@ -19,6 +20,7 @@
 mod edge;
 pub mod session;
 pub mod spin;
+mod ws;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -161,7 +163,12 @@ async fn well_known(
         let host = header_str(&headers, "host")
             .map(str::to_owned)
             .unwrap_or_else(|| st.local.to_string());
-        obj.insert("resource".into(), format!("http://{host}{path}").into());
+        let scheme = if st.settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        obj.insert("resource".into(), format!("{scheme}://{host}{path}").into());
     }
     axum::Json(doc).into_response()
 }
@@ -170,9 +177,23 @@ async fn well_known(
 /// loopback, the `Host` names a loopback or allowed host.
 async fn check_origin_and_host(
     State(st): State<Arc<ServerState>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    // HTTP/2 carries the host in `:authority`: give it the `Host` header
+    // of HTTP/1.1, which this check and plugins read. Over TLS, say so in
+    // `X-Forwarded-Proto` (what a TLS edge in front would have said).
+    if !req.headers().contains_key(header::HOST)
+        && let Some(host) = req.uri().authority().and_then(|a| a.as_str().parse().ok())
+    {
+        req.headers_mut().insert(header::HOST, host);
+    }
+    if st.settings.tls.is_some() {
+        req.headers_mut().insert(
+            axum::http::HeaderName::from_static("x-forwarded-proto"),
+            axum::http::HeaderValue::from_static("https"),
+        );
+    }
     let loopback = st.local.ip().is_loopback();
     let headers = req.headers();
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -241,6 +262,7 @@ async fn route_endpoints(State(st): State<Arc<ServerState>>, mut req: Request) -
         Mcp,
         Sse,
         Messages,
+        Ws,
     }
     let path = req.uri().path();
     let found = st
@@ -254,6 +276,10 @@ async fn route_endpoints(State(st): State<Arc<ServerState>>, mut req: Request) -
         .or_else(|| {
             let r = st.gateway.route(path.strip_suffix("/messages")?)?;
             Some((r, Endpoint::Messages))
+        })
+        .or_else(|| {
+            let r = st.gateway.route(path.strip_suffix("/ws")?)?;
+            Some((r, Endpoint::Ws))
         });
     let Some((route, endpoint)) = found else {
         return StatusCode::NOT_FOUND.into_response();
@@ -271,7 +297,26 @@ async fn route_endpoints(State(st): State<Arc<ServerState>>, mut req: Request) -
         (Endpoint::Sse, _) => edge::method_not_allowed(&[Method::GET]),
         (Endpoint::Messages, Method::POST) => old_sse_message.call(req, st).await,
         (Endpoint::Messages, _) => edge::method_not_allowed(&[Method::POST]),
+        (Endpoint::Ws, Method::GET) => ws_connect.call(req, st).await,
+        (Endpoint::Ws, _) => edge::method_not_allowed(&[Method::GET]),
     }
+}
+
+/// `GET {path}/ws`: MCP over WebSocket (see [`ws`]).
+async fn ws_connect(
+    State(st): State<Arc<ServerState>>,
+    axum::Extension(route): axum::Extension<Arc<Route>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client_cert: Option<axum::Extension<crate::tls::ClientCert>>,
+    headers: HeaderMap,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let inbound = Inbound {
+        headers,
+        peer: Some(peer),
+        client_cert: client_cert.map(|c| c.0.0),
+    };
+    ws::connect(st, route, inbound, upgrade).await
 }
 
 /// Reads the body up to the configured limit: 413 beyond it.
@@ -316,6 +361,10 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
+    let client_cert = parts
+        .extensions
+        .get::<crate::tls::ClientCert>()
+        .map(|c| Arc::clone(&c.0));
     let Some(route) = parts.extensions.get::<Arc<Route>>().cloned() else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -330,8 +379,12 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
     let msg = match msg {
         Message::Request { id, method, params } if is_modern(&headers, params.as_ref()) => {
             let from_stdio = parts.extensions.get::<FromStdio>().is_some();
-            return modern_request(&st, route, headers, peer, from_stdio, id, &method, params)
-                .await;
+            let inbound = Inbound {
+                headers,
+                peer,
+                client_cert,
+            };
+            return modern_request(&st, route, inbound, from_stdio, id, &method, params).await;
         }
         other => other,
     };
@@ -339,7 +392,11 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
     if let Message::Request { id, method, params } = &msg
         && method == "initialize"
     {
-        let inbound = Arc::new(Inbound { headers, peer });
+        let inbound = Arc::new(Inbound {
+            headers,
+            peer,
+            client_cert: client_cert.clone(),
+        });
         return initialize(&st, &route, id.clone(), params.as_ref(), None, inbound).await;
     }
     let Some(session_id) = session_id else {
@@ -374,7 +431,11 @@ async fn post_mcp(State(st): State<Arc<ServerState>>, request: Request) -> Respo
             .with_data(json!({"supported": mcp::LEGACY_VERSIONS})),
         );
     }
-    let inbound = Arc::new(Inbound { headers, peer });
+    let inbound = Arc::new(Inbound {
+        headers,
+        peer,
+        client_cert: client_cert.clone(),
+    });
     session_message(&st, route, session, msg, Target::Legacy, inbound).await
 }
 
@@ -587,8 +648,7 @@ const REMOVED_IN_MODERN: [&str; 5] = [
 async fn modern_request(
     st: &Arc<ServerState>,
     route: Arc<Route>,
-    headers: HeaderMap,
-    peer: Option<SocketAddr>,
+    inbound: Inbound,
     from_stdio: bool,
     id: Value,
     method: &str,
@@ -630,7 +690,8 @@ async fn modern_request(
     }
     // Over stdio there are no HTTP headers to mirror the body.
     if !from_stdio
-        && let Err(e) = edge::validate_modern_headers(&headers, method, params.as_ref(), &version)
+        && let Err(e) =
+            edge::validate_modern_headers(&inbound.headers, method, params.as_ref(), &version)
     {
         return edge::bad_request(id, e);
     }
@@ -650,7 +711,7 @@ async fn modern_request(
     {
         let declared = st.gateway.header_params(&route, name).await;
         let arguments = params.as_ref().and_then(|p| p.get("arguments"));
-        if let Err(e) = edge::validate_param_headers(&headers, &declared, arguments) {
+        if let Err(e) = edge::validate_param_headers(&inbound.headers, &declared, arguments) {
             return edge::bad_request(id, e);
         }
     }
@@ -678,7 +739,7 @@ async fn modern_request(
         .and_then(|m| m.get(meta::LOG_LEVEL))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let principal = headers.get(header::AUTHORIZATION).map(|v| {
+    let principal = inbound.headers.get(header::AUTHORIZATION).map(|v| {
         use sha2::Digest;
         let hash = sha2::Sha256::digest(v.as_bytes());
         hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
@@ -692,7 +753,7 @@ async fn modern_request(
         log_level,
         binding: None,
         principal,
-        inbound: Some(Arc::new(Inbound { headers, peer })),
+        inbound: Some(Arc::new(inbound)),
     };
     if method == "subscriptions/listen" {
         return listen(st, route, ctx, id, params).await;
@@ -1337,6 +1398,7 @@ async fn old_sse_message(
     State(st): State<Arc<ServerState>>,
     axum::Extension(route): axum::Extension<Arc<Route>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client_cert: Option<axum::Extension<crate::tls::ClientCert>>,
     Query(query): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
@@ -1361,6 +1423,7 @@ async fn old_sse_message(
     let inbound = Arc::new(Inbound {
         headers,
         peer: Some(peer),
+        client_cert: client_cert.map(|c| c.0.0),
     });
     session_message(&st, route, session, msg, Target::OldSse, inbound).await
 }

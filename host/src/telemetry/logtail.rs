@@ -39,7 +39,10 @@ pub fn follow() -> (Vec<Arc<Line>>, broadcast::Receiver<Arc<Line>>) {
     (lines.iter().cloned().collect(), TAIL.live.subscribe())
 }
 
-fn push(line: Line) {
+fn push(mut line: Line) {
+    if crate::secrets::any_known() {
+        line.text = crate::secrets::redact(&line.text).into_owned();
+    }
     let line = Arc::new(line);
     let mut lines = TAIL.lines.lock().expect("log tail lock");
     if lines.len() == KEPT {

@@ -20,6 +20,7 @@ pub mod http;
 pub mod procstat;
 pub mod stdio;
 mod supervise;
+pub mod ws;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -352,6 +353,7 @@ impl Upstream {
             transport: match self.spec().transport {
                 Transport::Stdio { .. } => "stdio",
                 Transport::Http { .. } => "http",
+                Transport::WebSocket { .. } => "websocket",
             },
             state,
             detail,
@@ -556,7 +558,7 @@ fn listen_for_changes(
 fn command_of(spec: &UpstreamSpec) -> String {
     match &spec.transport {
         Transport::Stdio { command, .. } => command.clone(),
-        Transport::Http { url, .. } => url.to_string(),
+        Transport::Http { url, .. } | Transport::WebSocket { url, .. } => url.to_string(),
     }
 }
 

@@ -200,6 +200,8 @@ impl StdioChild {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                // A child that prints its credentials does not publish them.
+                let line = crate::secrets::redact(&line).into_owned();
                 tracing::info!(target: "switchyard::upstream::stderr", upstream = %name, "{line}");
                 on_stderr(line);
             }

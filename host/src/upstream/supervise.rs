@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::{
     AbortOnDrop, Caller, Control, Live, UpState, Upstream, command_of, gateway_client_capabilities,
-    handshake, http, listen_for_changes, modern_meta, stdio,
+    handshake, http, listen_for_changes, modern_meta, stdio, ws,
 };
 use crate::config::{HealthCheck, RestartWhen, Transport, UpstreamSpec};
 use crate::mcp::Era;
@@ -81,6 +81,7 @@ impl Upstream {
             let ended = match &want.spec.transport {
                 Transport::Stdio { .. } => self.run_stdio(&want.spec, &mut ctl).await,
                 Transport::Http { .. } => self.run_http(&want.spec, &mut ctl).await,
+                Transport::WebSocket { .. } => self.run_ws(&want.spec, &mut ctl).await,
             };
             let (reason, failure) = match ended {
                 Ended::Stop => break,
@@ -95,7 +96,7 @@ impl Upstream {
                 Ended::Gone { reason, failure } => (reason, failure),
             };
             self.stats.lock().expect("stats lock").last_exit = Some(reason.clone());
-            let remote = matches!(want.spec.transport, Transport::Http { .. });
+            let remote = !matches!(want.spec.transport, Transport::Stdio { .. });
             let policy = want.spec.restart;
             let again = remote
                 || match policy.when {
@@ -268,6 +269,49 @@ impl Upstream {
         }
         if !matches!(ended, Ended::Gone { .. }) {
             remote.shutdown().await;
+        }
+        ended
+    }
+
+    /// One WebSocket connection, from the upgrade to its end.
+    async fn run_ws(
+        self: &Arc<Self>,
+        spec: &UpstreamSpec,
+        ctl: &mut watch::Receiver<Control>,
+    ) -> Ended {
+        self.state.send_replace(UpState::Starting);
+        let connecting = async {
+            let socket = ws::WsUpstream::connect(spec, self.change_sink()).await?;
+            let info = handshake(&socket.conn, spec.timeout)
+                .await
+                .map_err(|e| format!("handshake failed: {e}"))?;
+            Ok::<_, String>((socket, info))
+        };
+        let connected = tokio::select! {
+            c = connecting => c,
+            changed = ctl.changed() => {
+                return if changed.is_ok() { Ended::Control } else { Ended::Stop };
+            }
+            _ = self.stop.cancelled() => return Ended::Stop,
+        };
+        let (socket, info) = match connected {
+            Ok(c) => c,
+            Err(reason) => return Ended::Gone { reason, failure: true },
+        };
+        let live = Arc::new(Live {
+            conn: Arc::clone(&socket.conn),
+            info,
+            pid: None,
+        });
+        let ended = {
+            let gone = async { (format!("connection lost: {}", socket.closed().await), true) };
+            self.serve(&live, spec, ctl, gone).await
+        };
+        if matches!(ended, Ended::Control) {
+            self.drain(&live, spec.timeout).await;
+        }
+        if !matches!(ended, Ended::Gone { .. }) {
+            socket.shutdown().await;
         }
         ended
     }

@@ -107,7 +107,8 @@ struct Config {
     #[serde(default)]
     scopes: Vec<String>,
     /// This route's URL as clients reach it; defaults to
-    /// `http://{Host}{route}`.
+    /// `{X-Forwarded-Proto or http}://{Host}{route}` (the gateway sets
+    /// `X-Forwarded-Proto: https` on its TLS listeners).
     resource: Option<String>,
 }
 
@@ -182,7 +183,11 @@ impl Auth {
         match &self.config.resource {
             Some(r) => r.clone(),
             None => format!(
-                "http://{}{}",
+                "{}://{}{}",
+                match ctx.header("x-forwarded-proto") {
+                    Some("https") => "https",
+                    _ => "http",
+                },
                 ctx.header("host").unwrap_or("localhost"),
                 ctx.route
             ),
@@ -496,7 +501,11 @@ impl Plugin for Auth {
 
     fn describe(&self) -> Description {
         let mut d = Description::of::<Self>();
-        d.headers = vec!["authorization".into(), "host".into()];
+        d.headers = vec![
+            "authorization".into(),
+            "host".into(),
+            "x-forwarded-proto".into(),
+        ];
         if let Some(h) = &self.config.api_key_header {
             d.headers.push(h.to_ascii_lowercase());
         }
