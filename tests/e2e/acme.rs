@@ -175,12 +175,15 @@ args = ["demo"]
     )
 }
 
-/// A client that trusts only `root` and finds `DOMAIN` at 127.0.0.1.
+/// A client that trusts only `root`, finds `DOMAIN` at 127.0.0.1 and
+/// keeps no connection.
 fn trusting(root: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(root.as_bytes()).unwrap()])
         .resolve(DOMAIN, "127.0.0.1:0".parse().unwrap())
         .tls_info(true)
+        // A handshake per request: what each one is served is the point.
+        .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap()
@@ -300,7 +303,9 @@ async fn acme_obtains_renews_restarts_from_cache_and_survives_a_refusal() {
     let gw = Served::start(&cfg, &log_env, false).await;
     let mut renewed: Option<String> = None;
     for _ in 0..300 {
-        let (serial, _) = initialize(&client, port)
+        // A new client each time: one would resume its TLS session, and a
+        // resumed session shows the certificate of the first handshake.
+        let (serial, _) = initialize(&trusting(&root), port)
             .await
             .unwrap_or_else(|e| panic!("a handshake failed during renewal: {e}\n{}", gw.log()));
         if serial != first {

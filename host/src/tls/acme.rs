@@ -469,7 +469,14 @@ fn alpn_certificate(domain: &str, digest: &[u8]) -> Result<CertifiedKey, Failure
     let key = rcgen::KeyPair::generate().map_err(fail)?;
     let cert = params.self_signed(&key).map_err(fail)?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    super::pair_from_der(vec![cert.der().clone()], key).map_err(Failure::Other)
+    // Not `pair_from_der`: its key check parses the certificate with
+    // webpki, which refuses the critical `acmeIdentifier` extension. The
+    // key was made beside the certificate, so there is nothing to check.
+    let signer = super::provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| Failure::Other(format!("challenge key: {e}")))?;
+    Ok(CertifiedKey::new(vec![cert.der().clone()], signer))
 }
 
 /// The HTTP-01 listener: challenge answers, and a redirect to HTTPS for
