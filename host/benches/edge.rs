@@ -63,7 +63,11 @@ fn parse_opts() -> Result<Opts, String> {
             "--idle" => opts.idle = num("--idle")? as usize,
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
-            other => return Err(format!("unknown argument {other:?} (--seconds N, --idle N)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (--seconds N, --idle N)"
+                ));
+            }
         }
     }
     Ok(opts)
@@ -166,8 +170,10 @@ enum Session {
         session: String,
     },
     Ws {
-        socket: tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        socket: Box<
+            tokio_tungstenite::WebSocketStream<
+                tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+            >,
         >,
     },
 }
@@ -213,7 +219,9 @@ impl Session {
         let (socket, _) = tokio_tungstenite::connect_async(req)
             .await
             .map_err(|e| format!("upgrade: {e}"))?;
-        let mut s = Session::Ws { socket };
+        let mut s = Session::Ws {
+            socket: Box::new(socket),
+        };
         s.ws_round(&initialize_body(), 0).await?;
         if let Session::Ws { socket } = &mut s {
             socket
@@ -314,7 +322,9 @@ impl Setup {
 
     async fn session(&self, path: Leg, shared: &reqwest::Client) -> Result<Session, String> {
         match path {
-            Leg::Http => Session::http(self.client(false), format!("http://{}/mcp", self.plain)).await,
+            Leg::Http => {
+                Session::http(self.client(false), format!("http://{}/mcp", self.plain)).await
+            }
             Leg::Https => {
                 Session::http(
                     self.client(false),
@@ -351,7 +361,10 @@ async fn load(setup: &Setup, path: Leg, concurrency: usize, seconds: u64) -> Fig
     // Warm-up, spread over the sessions.
     for i in 0..WARMUP {
         let n = sessions.len();
-        sessions[i % n].call(1_000_000 + i as u64).await.expect("warm-up call");
+        sessions[i % n]
+            .call(1_000_000 + i as u64)
+            .await
+            .expect("warm-up call");
     }
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();

@@ -196,11 +196,13 @@ async fn initialize(client: &reqwest::Client, port: u16) -> Result<(String, Valu
     let resp = client
         .post(format!("https://{DOMAIN}:{port}/mcp"))
         .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": LEGACY,
-            "capabilities": {},
-            "clientInfo": {"name": "acme-test", "version": "1"},
-        }}))
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": LEGACY,
+                "capabilities": {},
+                "clientInfo": {"name": "acme-test", "version": "1"},
+            }}),
+        )
         .send()
         .await
         .map_err(|e| format!("{e:?}"))?;
@@ -217,8 +219,8 @@ async fn initialize(client: &reqwest::Client, port: u16) -> Result<(String, Valu
         cert.issuer()
     );
     let serial = cert.raw_serial_as_string();
-    let body: Value = serde_json::from_str(&resp.text().await.unwrap())
-        .or_else(|_| Err("not JSON".to_owned()))?;
+    let body: Value =
+        serde_json::from_str(&resp.text().await.unwrap()).map_err(|_| "not JSON".to_owned())?;
     Ok((serial, body))
 }
 
@@ -227,7 +229,12 @@ fn cached_serial(cache: &Path) -> String {
     let file = std::fs::read_dir(cache)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("cert-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("cert-")
+        })
         .expect("a cached certificate");
     let pem = std::fs::read(file).unwrap();
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
@@ -270,13 +277,17 @@ async fn acme_obtains_renews_restarts_from_cache_and_survives_a_refusal() {
     assert_eq!(pebble.orders(), 1, "{}", pebble.log.lock().unwrap());
     let stranger = trusting(&Ca::new("someone else").pem());
     let refused = initialize(&stranger, port).await;
-    assert!(refused.is_err(), "a client without Pebble's root verifies nothing");
+    assert!(
+        refused.is_err(),
+        "a client without Pebble's root verifies nothing"
+    );
     let cached: Vec<_> = std::fs::read_dir(dir.join("cache"))
         .unwrap()
         .map(|e| e.unwrap())
         .collect();
     for entry in &cached {
-        let mode = std::os::unix::fs::PermissionsExt::mode(&entry.metadata().unwrap().permissions());
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&entry.metadata().unwrap().permissions());
         assert_eq!(mode & 0o077, 0, "{:?} is private", entry.path());
     }
     assert_eq!(cached.len(), 3, "account, certificate and key: {cached:?}");
@@ -285,11 +296,21 @@ async fn acme_obtains_renews_restarts_from_cache_and_survives_a_refusal() {
     // A restart serves the cached certificate from its first handshake and
     // orders nothing.
     let gw = Served::start(&cfg, &log_env, false).await;
-    let (serial, _) = initialize(&client, port).await.expect("the cached certificate serves at once");
+    let (serial, _) = initialize(&client, port)
+        .await
+        .expect("the cached certificate serves at once");
     assert_eq!(serial, first);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(pebble.orders(), 1, "a restart within the window orders nothing");
-    assert!(gw.log().contains("ACME: certificate from the cache"), "{}", gw.log());
+    assert_eq!(
+        pebble.orders(),
+        1,
+        "a restart within the window orders nothing"
+    );
+    assert!(
+        gw.log().contains("ACME: certificate from the cache"),
+        "{}",
+        gw.log()
+    );
     gw.stop().await;
 
     // The renewal window moved in (renew when less than 59m50s of the
@@ -316,7 +337,11 @@ async fn acme_obtains_renews_restarts_from_cache_and_survives_a_refusal() {
     }
     renewed.unwrap_or_else(|| panic!("not renewed within 30 s:\n{}", gw.log()));
     assert!(pebble.orders() >= 2);
-    assert!(gw.log().contains("ACME: certificate obtained and serving"), "{}", gw.log());
+    assert!(
+        gw.log().contains("ACME: certificate obtained and serving"),
+        "{}",
+        gw.log()
+    );
     gw.stop().await;
 
     // Pebble refuses an order naming a blocked domain: the problem is

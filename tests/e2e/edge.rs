@@ -14,9 +14,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::harness::{
-    BIN, Gateway, LEGACY, MODERN, demo_config, eventually, modern_body, scratch,
-};
+use crate::harness::{BIN, Gateway, LEGACY, MODERN, demo_config, eventually, modern_body, scratch};
 use crate::peers::{Sdk, client};
 
 /// A CA that signs what the tests need.
@@ -466,8 +464,8 @@ async fn next_close(
 /// on `wss://` with a certificate from `ca`, requiring `token`; its port.
 async fn python_ws_server(dir: &Path, token: &str) -> (tokio::process::Child, u16) {
     let port_file = dir.join("ws-port");
-    let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/peers/py_ws_server.py");
+    let server =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/py_ws_server.py");
     let child = tokio::process::Command::new(crate::peers::peers().get("PEERS_PYTHON"))
         .arg(server)
         .arg("--port-file")
@@ -485,7 +483,11 @@ async fn python_ws_server(dir: &Path, token: &str) -> (tokio::process::Child, u1
     })
     .await;
     assert!(listening, "the Python WebSocket server did not start");
-    let port = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
+    let port = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     (child, port)
 }
 

@@ -69,7 +69,10 @@ trait AdminCalls {
 impl AdminCalls for Served {
     async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = reqwest::Client::new()
-            .request(method, format!("http://{}{path}", self.admin.as_ref().unwrap()))
+            .request(
+                method,
+                format!("http://{}{path}", self.admin.as_ref().unwrap()),
+            )
             .bearer_auth(ADMIN_TOKEN);
         if let Some(b) = body {
             req = req.json(&b);

@@ -20,13 +20,13 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use interp::{ProcessEnv, Vars, WithSecrets};
+pub use model::{AcmeChallenge, AcmeConfig, CertSource};
 pub use model::{
     AdminConfig, CacheHint, ClientAuth, ComponentSource, Config, DirGrant, FailureMode, Grants,
     HealthCheck, IpNet, Isolation, LogFormat, OriginPolicy, PluginName, PluginSpec, RestartPolicy,
     RestartWhen, RoutePath, RouteSpec, Secret, SecretsConfig, ServerConfig, TelemetryConfig,
     TlsConfig, Transport, UpstreamName, UpstreamSpec,
 };
-pub use model::{AcmeChallenge, AcmeConfig, CertSource};
 pub use raw::{RawOverlay, RawPlugin, RawUpstream};
 
 use crate::secrets::redact;
@@ -779,11 +779,22 @@ fn validate_acme(
             ));
         }
     }
-    let contact = a.contact.clone().map(raw::OneOrMany::into_vec).unwrap_or_default();
+    let contact = a
+        .contact
+        .clone()
+        .map(raw::OneOrMany::into_vec)
+        .unwrap_or_default();
     if let Some(c) = contact.iter().find(|c| !c.starts_with("mailto:")) {
-        return Err(invalid(key("contact"), c, "expected a `mailto:` address".into()));
+        return Err(invalid(
+            key("contact"),
+            c,
+            "expected a `mailto:` address".into(),
+        ));
     }
-    let directory = a.directory.clone().unwrap_or_else(|| LETS_ENCRYPT.to_owned());
+    let directory = a
+        .directory
+        .clone()
+        .unwrap_or_else(|| LETS_ENCRYPT.to_owned());
     match reqwest::Url::parse(&directory) {
         Ok(u) if u.scheme() == "https" => {}
         _ => {
@@ -836,15 +847,17 @@ fn validate_acme(
     };
     let http_listen = match &a.http_listen {
         None => None,
-        Some(l) => Some(l.parse::<SocketAddr>().map_err(|e| {
-            invalid(key("http_listen"), l, format!("expected HOST:PORT ({e})"))
-        })?),
+        Some(l) => Some(
+            l.parse::<SocketAddr>()
+                .map_err(|e| invalid(key("http_listen"), l, format!("expected HOST:PORT ({e})")))?,
+        ),
     };
     if challenge == AcmeChallenge::Http01 && http_listen.is_none() {
         return Err(invalid(
             key("http_listen"),
             &"(missing)",
-            "HTTP-01 is answered on a plain-HTTP listener: set `http_listen` (e.g. \"0.0.0.0:80\")".into(),
+            "HTTP-01 is answered on a plain-HTTP listener: set `http_listen` (e.g. \"0.0.0.0:80\")"
+                .into(),
         ));
     }
     Ok(AcmeConfig {

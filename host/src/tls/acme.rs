@@ -71,7 +71,9 @@ pub fn start(
             certs.replace(pair);
         }
         Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "ACME: the cached certificate does not load; ordering a new one"),
+        Err(e) => {
+            tracing::warn!(error = %e, "ACME: the cached certificate does not load; ordering a new one")
+        }
     }
     let answers = Answers::default();
     if let Some(addr) = cfg.http_listen {
@@ -376,8 +378,10 @@ impl Manager {
             let key_auth = challenge.key_authorization();
             match self.cfg.challenge {
                 AcmeChallenge::TlsAlpn01 => {
-                    self.certs
-                        .set_challenge(&domain, alpn_certificate(&domain, key_auth.digest().as_ref())?);
+                    self.certs.set_challenge(
+                        &domain,
+                        alpn_certificate(&domain, key_auth.digest().as_ref())?,
+                    );
                     placed.domains.push(domain);
                 }
                 AcmeChallenge::Http01 => {
@@ -401,9 +405,10 @@ impl Manager {
         drop(placed);
         let key_pem = order.finalize().await?;
         let chain_pem = order.poll_certificate(&polling).await?;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| Failure::Other(format!("the CA's certificate does not parse: {e}")))?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| Failure::Other(format!("the CA's certificate does not parse: {e}")))?;
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|e| Failure::Other(format!("the generated key does not parse: {e}")))?;
         let pair = super::pair_from_der(chain, key).map_err(Failure::Other)?;
@@ -537,7 +542,10 @@ async fn serve_http01(
     }
 
     let app = axum::Router::new()
-        .route("/.well-known/acme-challenge/{token}", axum::routing::get(answer))
+        .route(
+            "/.well-known/acme-challenge/{token}",
+            axum::routing::get(answer),
+        )
         .fallback(redirect)
         .with_state((answers, https_port));
     if let Err(e) = axum::serve(listener, app)

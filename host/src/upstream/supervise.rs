@@ -296,7 +296,12 @@ impl Upstream {
         };
         let (socket, info) = match connected {
             Ok(c) => c,
-            Err(reason) => return Ended::Gone { reason, failure: true },
+            Err(reason) => {
+                return Ended::Gone {
+                    reason,
+                    failure: true,
+                };
+            }
         };
         let live = Arc::new(Live {
             conn: Arc::clone(&socket.conn),

@@ -143,7 +143,11 @@ impl WsUpstream {
                         }
                         Ok(Message::Close(frame)) => {
                             end(match frame {
-                                Some(f) => format!("closed by the upstream ({} {})", u16::from(f.code), f.reason),
+                                Some(f) => format!(
+                                    "closed by the upstream ({} {})",
+                                    u16::from(f.code),
+                                    f.reason
+                                ),
                                 None => "closed by the upstream".into(),
                             });
                             return;
