@@ -17,21 +17,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::edge::Ca;
-use crate::harness::{BIN, LEGACY, Served, eventually, scratch};
+use crate::harness::{BIN, LEGACY, Served, eventually, free_port, scratch};
 
 const DOMAIN: &str = "gw.switchyard.test";
 /// In Pebble's `domainBlocklist`: an order naming it is refused.
 const BLOCKED: &str = "blocked.switchyard.test";
-
-/// A port that was free a moment ago (Pebble must be told the gateway's
-/// ports before either starts).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Pebble and its challenge test server, their output kept.
 struct Pebble {

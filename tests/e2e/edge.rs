@@ -417,19 +417,7 @@ plugins = ["keys"]
         "x".repeat(20 << 20)
     );
     let _ = ws.send(Message::text(huge)).await;
-    let code = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(frame) = ws.next().await {
-            match frame {
-                Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
-    })
-    .await
-    .expect("the socket closes within 10 s");
-    assert_eq!(code, Some(1009));
+    assert_eq!(next_close(&mut ws).await, Some(1009));
     assert_eq!(gw.health().await["status"], "ok");
     let mut again = open(&url, &[proto, auth]).await.unwrap();
     again
@@ -441,6 +429,7 @@ plugins = ["keys"]
     gw.shutdown().await;
 }
 
+/// The close code the socket ends with (None: ended without one).
 async fn next_close(
     ws: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,

@@ -676,3 +676,13 @@ pub fn tool_names(result: &Value) -> Vec<String> {
         .map(|t| t["name"].as_str().expect("a tool has a name").to_owned())
         .collect()
 }
+
+/// A loopback port that was free a moment ago, for a part that must be told
+/// its port before it starts (a peer gateway, Pebble's validation targets).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::harness::{BIN, Gateway, MODERN, alive, demo_config, eventually, group_members};
+use crate::harness::{
+    BIN, Gateway, MODERN, alive, demo_config, eventually, free_port, group_members,
+};
 
 /// How long one client script may run, end to end.
 const CLIENT_LIMIT: Duration = Duration::from_secs(40);
@@ -432,14 +434,6 @@ impl Drop for Group {
         // SAFETY: as in `stop`; a group that is gone already gets ESRCH.
         unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

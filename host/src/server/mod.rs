@@ -20,7 +20,7 @@
 mod edge;
 pub mod session;
 pub mod spin;
-mod ws;
+pub(crate) mod ws;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -46,6 +46,10 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// Messages waiting for a client that does not read before it is closed.
 pub const MAX_QUEUED: usize = 4096;
 /// How long one frame may take to be written.
+/// A socket's read buffer. tungstenite allocates 128 KiB per socket up front
+/// by default, most of what an idle socket costs; a larger message grows
+/// the buffer for as long as it takes to read it.
+pub const READ_BUFFER: usize = 8 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The upgrade (see the module docs).
@@ -108,6 +112,7 @@ pub(super) async fn connect(
         .protocols([SUBPROTOCOL])
         .max_message_size(limit)
         .max_frame_size(limit)
+        .read_buffer_size(READ_BUFFER)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| async move {
             let session = st.sessions.create(route.path.as_str(), ctx, true);

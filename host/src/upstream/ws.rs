@@ -77,7 +77,8 @@ impl WsUpstream {
         }
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
+            .max_frame_size(Some(MAX_MESSAGE))
+            .read_buffer_size(crate::server::ws::READ_BUFFER);
         let connecting =
             tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, None);
         let (socket, _) = tokio::time::timeout(spec.timeout, connecting)
