@@ -47,7 +47,7 @@ impl Gateway {
         result
     }
 
-    pub(super) async fn forward_inner(
+    async fn forward_inner(
         &self,
         up: &Upstream,
         ctx: &ClientCtx,
@@ -192,13 +192,13 @@ impl Gateway {
 
 /// Rounds of input a modern upstream may ask a legacy client for in one
 /// request before the gateway gives up (a loop guard, not a protocol limit).
-pub(super) const MAX_INPUT_ROUNDS: usize = 16;
+const MAX_INPUT_ROUNDS: usize = 16;
 
 /// The era bridge toward legacy clients: a modern upstream's
 /// `inputRequests` become real server→client requests on the client's
 /// session; their answers, keyed as the upstream keyed the requests, are the
 /// `inputResponses` of the retry.
-pub(super) async fn ask_legacy_client(
+async fn ask_legacy_client(
     result: &Value,
     ctx: &ClientCtx,
     sink: &Sink,
@@ -250,7 +250,7 @@ pub(super) async fn ask_legacy_client(
 /// Rewrites a request's params for the upstream's era: a legacy client's
 /// request to a modern upstream gains the modern `_meta`; a modern client's
 /// request to a legacy upstream loses the modern-only `_meta` keys.
-pub(super) fn adapt_params(params: Option<Value>, ctx: &ClientCtx, up: &PeerInfo) -> Option<Value> {
+fn adapt_params(params: Option<Value>, ctx: &ClientCtx, up: &PeerInfo) -> Option<Value> {
     match (ctx.era, up.era) {
         (Era::Legacy, Era::Modern) => {
             let mut p = params.unwrap_or_else(|| json!({}));

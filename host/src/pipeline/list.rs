@@ -234,12 +234,12 @@ pub(super) fn merge_capabilities(into: &mut Map<String, Value>, caps: &Value) {
 
 /// A merged cursor: which upstreams have more, each with its own cursor,
 /// bound to the list method it came from.
-pub(super) fn encode_cursor(method: &str, next: Map<String, Value>) -> String {
+fn encode_cursor(method: &str, next: Map<String, Value>) -> String {
     let v = json!({"m": method, "c": next});
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
-pub(super) fn decode_cursor(cursor: &str, method: &str) -> Option<HashMap<String, String>> {
+fn decode_cursor(cursor: &str, method: &str) -> Option<HashMap<String, String>> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()?;

@@ -178,7 +178,7 @@ pub fn expose(upstream: &UpstreamName, name: &str) -> String {
     format!("{prefix}{clean}_{hash}")
 }
 
-pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
+fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

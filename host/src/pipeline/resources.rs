@@ -7,7 +7,7 @@ use super::*;
 
 impl Gateway {
     /// The upstreams that may own `uri`, best candidate first.
-    pub(super) fn uri_candidates(&self, route: &Route, uri: &str) -> Vec<UpstreamName> {
+    fn uri_candidates(&self, route: &Route, uri: &str) -> Vec<UpstreamName> {
         if !route.aggregates() {
             return route.upstreams.clone();
         }
