@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== system packages (Debian: chromium, chromium-driver; idempotent)"
+echo "== system packages (Debian: chromium, chromium-driver, pebble; idempotent)"
 bash tests/system-packages.sh
 
 echo "== peers (npm, PyPI; idempotent)"
