@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need
-# (Debian's Chromium and ChromeDriver for the console's browser tests; the
-# pinned npm/PyPI peers: SDK clients, the conformance suite, peer gateways,
-# axe-core), checks formatting and lints, then runs every test.
+# (Debian's Chromium and ChromeDriver for the console's browser tests,
+# Pebble for the ACME tests; the pinned npm/PyPI peers: SDK clients, the
+# conformance suite, peer gateways, axe-core), checks formatting and lints,
+# then runs every test.
 #
 #   bash tests/run.sh
 #
